@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Each `tatumflow` subcommand lives in its own cmd_*.cpp and registers itself
+// at static-initialisation time, so adding a command touches no other file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace tatumflow::cli {
+
+using CommandSetup = std::function<void(CLI::App& app)>;
+
+// Returns true so it can initialise a namespace-scope constant.
+bool register_command(CommandSetup setup);
+
+// Prints `report` as indented JSON when `json` is set, else as "key: value" lines.
+void print_report(const nlohmann::json& report, bool json);
+
+// Environment variable or fallback, for paths like TATUMFLOW_DATA.
+std::string env_or(const char* name, const std::string& fallback);
+
+}  // namespace tatumflow::cli
