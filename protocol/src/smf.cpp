@@ -40,8 +40,10 @@ std::string hex(unsigned byte) {
 // The limits (2^32 ticks, tempo < 2^24 us) keep every product below 2^57.
 class TickClock {
  public:
-  TickClock(std::int64_t us_per_tick_numerator, std::int64_t divisor, bool tempo_applies)
-      : default_rate_(us_per_tick_numerator), divisor_(divisor), tempo_applies_(tempo_applies) {
+  // `default_rate` is microseconds per tick times `divisor`; tempo changes only
+  // apply to a metrical (ticks per quarter) clock.
+  TickClock(std::int64_t default_rate, std::int64_t divisor, bool tempo_applies)
+      : default_rate_(default_rate), divisor_(divisor), tempo_applies_(tempo_applies) {
     restart();
   }
 
@@ -179,8 +181,9 @@ class Reader {
     }
     format_ = read_u16(data_ + 8);
     track_count_ = read_u16(data_ + 10);
-    if (format_ > 2)
+    if (format_ > 2) {
       fail(SmfProblem::kBadHeader, 8, "format " + std::to_string(format_) + " (not 0, 1 or 2)");
+    }
     if (track_count_ == 0) fail(SmfProblem::kBadHeader, 10, "no tracks declared");
     if (format_ == 0 && track_count_ != 1) {
       fail(SmfProblem::kBadHeader, 10, "format 0 with " + std::to_string(track_count_) + " tracks (not 1)");
@@ -225,8 +228,9 @@ class Reader {
         fail(SmfProblem::kTooLarge, event_at,
              "event at tick " + std::to_string(tick) + ", past the limit of 2^32 ticks per track");
       }
-      if (pos == end)
+      if (pos == end) {
         fail(SmfProblem::kTruncated, event_at, "track ends after a delta time, inside an event");
+      }
       std::uint8_t status = data_[pos];
       if (status & 0x80) {
         ++pos;
@@ -258,7 +262,7 @@ class Reader {
     const std::int64_t end_us = start_us + clock_->to_us(tick);
     if (end_us > kSmfMaxTimeUs) {
       fail(SmfProblem::kTooLarge, event_at,
-           "track lasts " + std::to_string(end_us / 1'000'000) + " s, past the limit of one day");
+           "track ends at " + std::to_string(end_us / 1'000'000) + " s, past the limit of one day");
     }
     close_open_notes(end_us);
     return end_us;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Standard MIDI files (format 0 and 1) to and from a Performance.
+// Standard MIDI files to and from a Performance: formats 0, 1 and 2 read, format 0 written.
 // Pure functions with no shared state: any thread may call them, but they
 // allocate, so never a real-time thread.
 #pragma once
@@ -30,7 +30,7 @@ enum class SmfProblem {
 
 // Limits that keep hostile files from costing unbounded time or memory. The
 // writer refuses performances beyond them, so whatever it writes reads back.
-inline constexpr std::size_t kSmfMaxNotes = std::size_t{1} << 22;       // also pedal events
+inline constexpr std::size_t kSmfMaxNotes = std::size_t{1} << 20;       // each; hours of dense piano
 inline constexpr std::uint64_t kSmfMaxTicks = std::uint64_t{1} << 32;   // per track
 inline constexpr std::int64_t kSmfMaxTimeUs = 24LL * 3600 * 1'000'000;  // one day
 inline constexpr std::uintmax_t kSmfMaxFileBytes = std::uintmax_t{64} << 20;
