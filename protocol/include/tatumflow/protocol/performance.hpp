@@ -30,9 +30,9 @@ struct PedalChange {
 };
 
 struct Performance {
-  std::vector<Note> notes;            // sorted by (onset_us, pitch)
-  std::vector<PedalChange> pedals;    // sorted by time_us, only real transitions
-  std::int64_t length_us = 0;         // end of the last event (or of the file)
+  std::vector<Note> notes;          // sorted by (onset_us, pitch)
+  std::vector<PedalChange> pedals;  // sorted by time_us, only real transitions
+  std::int64_t length_us = 0;       // end of the last event (or of the file)
 
   // Restores the invariants above after notes or pedals were edited.
   void sort();
