@@ -179,18 +179,22 @@ void OscServer::dispatch(const OscMessageIn& message, const boost::asio::ip::udp
   bool matched = false;
   bool handled = false;
   std::string mismatch;
-  for (const Method& method : methods_) {
-    if (!lo_pattern_match(method.path.c_str(), message.path().c_str())) continue;
+  // By index, with the handler copied: a handler may add methods (a new
+  // session registers its addresses), which can move methods_.
+  const std::size_t count = methods_.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!lo_pattern_match(methods_[i].path.c_str(), message.path().c_str())) continue;
     matched = true;
-    std::string why = osc_typespec_mismatch(message, method.typespec);
+    std::string why = osc_typespec_mismatch(message, methods_[i].typespec);
     if (!why.empty()) {
       mismatch = std::move(why);
       continue;
     }
     handled = true;
     ++stats_.dispatched;
+    const Handler handler = methods_[i].handler;
     try {
-      method.handler(OscRequest{message, sender, reply_endpoint(sender)});
+      handler(OscRequest{message, sender, reply_endpoint(sender)});
     } catch (const std::exception& error) {
       fail(sender, message.path(), error.what());
     }
