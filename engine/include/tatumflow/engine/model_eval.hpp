@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Token-level evaluation of a checkpoint on fixed windows (see evaluation.hpp),
+// in both modes. No torch here. Runs the model on the calling thread and
+// allocates: never a real-time thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <vector>
+
+#include "tatumflow/engine/tokenizer.hpp"
+
+namespace tatumflow::model {
+
+struct AutoregressiveScore {
+  std::int64_t tokens = 0;
+  double nll_per_token = 0.0;  // nats
+  double perplexity = 0.0;
+  double token_accuracy = 0.0;
+  double bits_per_second_of_music = 0.0;
+};
+
+// Diffusion mode: the second half of each window noised to noise_level * T
+// with the first half as clean context; the predicted latents read out as tokens.
+struct ReconstructionScore {
+  double noise_level = 0.0;
+  std::int64_t tokens = 0;
+  double token_accuracy = 0.0;
+};
+
+struct CheckpointEvaluation {
+  std::int64_t trained_steps = 0;
+  std::int64_t parameters = 0;
+  AutoregressiveScore autoregressive;
+  std::vector<ReconstructionScore> reconstruction;
+};
+
+// Scores every token after the first of each window given the tokens before it
+// in that window, with no style or theory (the learned null conditions), the
+// way the Markov baseline sees the same windows. Throws CheckpointError/ModelError.
+[[nodiscard]] CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
+                                                       const std::vector<std::span<const tokens::Token>>& windows,
+                                                       double seconds_of_music, std::span<const double> noise_levels,
+                                                       std::uint64_t seed);
+
+}  // namespace tatumflow::model

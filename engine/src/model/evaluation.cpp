@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include <cmath>
+
+#include "checkpoint.hpp"
+#include "diffusion.hpp"
+#include "network.hpp"
+#include "tatumflow/engine/model_eval.hpp"
+
+namespace tatumflow::model {
+
+namespace {
+
+namespace F = torch::nn::functional;
+constexpr std::size_t kBatchWindows = 16;
+
+// (B, L) int64 of windows [first, first + count), PAD after a short one's end.
+torch::Tensor stack_windows(const std::vector<std::span<const tokens::Token>>& windows, std::size_t first,
+                            std::size_t count) {
+  std::size_t length = 0;
+  for (std::size_t i = first; i < first + count; ++i) length = std::max(length, windows[i].size());
+  auto batch = torch::full({static_cast<std::int64_t>(count), static_cast<std::int64_t>(length)},
+                           static_cast<std::int64_t>(tokens::kPad), torch::kInt64);
+  auto access = batch.accessor<std::int64_t, 2>();
+  for (std::size_t b = 0; b < count; ++b) {
+    const auto window = windows[first + b];
+    for (std::size_t j = 0; j < window.size(); ++j)
+      access[static_cast<std::int64_t>(b)][static_cast<std::int64_t>(j)] = window[j];
+  }
+  return batch;
+}
+
+}  // namespace
+
+CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
+                                         const std::vector<std::span<const tokens::Token>>& windows,
+                                         double seconds_of_music, std::span<const double> noise_levels,
+                                         std::uint64_t seed) {
+  LoadedCheckpoint loaded = read_checkpoint(checkpoint);
+  TatumFlowNet net(loaded.header.config);
+  auto parameters = net->named_parameters();
+  read_tensors(loaded.archive, loaded.header.kind == "training" ? "ema" : "model", parameters, checkpoint);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const NoiseSchedule schedule(loaded.header.config);
+  const auto max_length = static_cast<std::size_t>(loaded.header.config.max_positions);
+
+  CheckpointEvaluation result;
+  result.trained_steps = loaded.header.step;
+  for (const auto& parameter : net->parameters()) result.parameters += parameter.numel();
+
+  double nll = 0.0, correct = 0.0;
+  std::vector<double> recon_correct(noise_levels.size(), 0.0), recon_tokens(noise_levels.size(), 0.0);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (std::size_t first = 0; first < windows.size(); first += kBatchWindows) {
+    const std::size_t count = std::min(kBatchWindows, windows.size() - first);
+    const auto batch = stack_windows(windows, first, count);
+    const std::int64_t size = batch.size(0);
+    const std::int64_t width = batch.size(1) - 1;
+    if (static_cast<std::size_t>(width) > max_length) {
+      throw ModelError("evaluation windows of " + std::to_string(width + 1) + " tokens exceed the model's " +
+                       std::to_string(max_length) + " positions");
+    }
+    const auto inputs = batch.narrow(1, 0, width);
+    const auto targets = batch.narrow(1, 1, width);
+    const auto valid = targets.ne(tokens::kPad);
+    const auto x0 = net->encode_latent(inputs);
+
+    const auto clean = net->condition(torch::zeros({size}), torch::Tensor(), torch::Tensor());
+    const auto logits = net->token_logits(
+        net->backbone(x0, torch::full_like(inputs, kRoleAutoregressive), clean, AttentionMode::kCausal));
+    const auto ce =
+        F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+                         F::CrossEntropyFuncOptions().ignore_index(tokens::kPad).reduction(torch::kSum));
+    nll += ce.item<double>();
+    correct += logits.argmax(-1).eq(targets).logical_and(valid).sum().item<double>();
+    result.autoregressive.tokens += valid.sum().item<std::int64_t>();
+
+    const auto real = inputs.ne(tokens::kPad);
+    const auto second_half = torch::arange(width).ge(width / 2).unsqueeze(0).expand({size, width});
+    const auto noised = second_half.logical_and(real);
+    const auto roles =
+        torch::where(noised, torch::full_like(inputs, kRoleNoised), torch::full_like(inputs, kRoleContext));
+    for (std::size_t level = 0; level < noise_levels.size(); ++level) {
+      const auto t = std::clamp<std::int64_t>(std::llround(noise_levels[level] * double(schedule.steps())), 1,
+                                              schedule.steps());
+      const auto alpha_bar = torch::full({size, 1, 1}, schedule.at(t), torch::kFloat32);
+      const auto x_t =
+          torch::sqrt(alpha_bar) * x0 + torch::sqrt(1 - alpha_bar) * torch::randn(x0.sizes(), generator);
+      const auto input = torch::where(noised.unsqueeze(-1), x_t, x0);
+      const auto c =
+          net->condition(torch::full({size}, double(t), torch::kFloat32), torch::Tensor(), torch::Tensor());
+      const auto raw = net->predict_latent(net->backbone(input, roles, c, AttentionMode::kBidirectional));
+      const auto predicted = net->readout(predicted_x0(loaded.header.config.prediction, raw, x_t, alpha_bar));
+      recon_correct[level] += predicted.argmax(-1).eq(inputs).logical_and(noised).sum().item<double>();
+      recon_tokens[level] += noised.sum().item<double>();
+    }
+  }
+
+  auto& ar = result.autoregressive;
+  if (ar.tokens > 0) {
+    ar.nll_per_token = nll / double(ar.tokens);
+    ar.perplexity = std::exp(ar.nll_per_token);
+    ar.token_accuracy = correct / double(ar.tokens);
+    ar.bits_per_second_of_music = seconds_of_music > 0 ? nll / std::log(2.0) / seconds_of_music : 0.0;
+  }
+  for (std::size_t level = 0; level < noise_levels.size(); ++level) {
+    result.reconstruction.push_back({noise_levels[level], static_cast<std::int64_t>(recon_tokens[level]),
+                                     recon_correct[level] / std::max(recon_tokens[level], 1.0)});
+  }
+  return result;
+}
+
+}  // namespace tatumflow::model

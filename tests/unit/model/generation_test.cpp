@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The public chunked-generation API (model_api.hpp) on a small random model:
+// grammar, chunk length, seeded determinism, cache reuse, cancellation,
+// deadlines, bad requests, style encoding.
+#include <gtest/gtest.h>
+
+#include "../../support/model_fixtures.hpp"
+#include "model/checkpoint.hpp"
+#include "tatumflow/engine/model_api.hpp"
+
+namespace tatumflow::model {
+namespace {
+
+using tokens::Kind;
+using tokens::Token;
+
+class GenerationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    directory_ = new testing::TempDir("tf-generate");
+    const auto path = directory_->path() / "model.tfc";
+    torch::manual_seed(2);
+    TatumFlowNet net(testing::tiny_model_config());
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& parameter : net->parameters()) parameter.normal_(0.0, 0.1);
+    }
+    write_checkpoint(path, {"model", 1, testing::tiny_model_config()},
+                     [&](auto& archive) { write_tensors(archive, "model", net->named_parameters()); });
+    model_ = ModelContext::load(path);
+  }
+  static void TearDownTestSuite() {
+    model_.reset();
+    delete directory_;
+  }
+
+  static std::vector<Token> prompt(int variant = 2) {
+    return tokens::encode(testing::synthetic_performance(variant, 6.0), {.add_sos = true, .add_eos = false});
+  }
+
+  static GenerationControls controls(GenerationMode mode, std::uint64_t seed) {
+    GenerationControls c;
+    c.mode = mode;
+    c.seed = seed;
+    c.diffusion_steps = 4;
+    return c;
+  }
+
+  static void expect_grammatical(const std::vector<Token>& context, const GeneratedChunk& chunk) {
+    Kind previous = context.empty() ? Kind::Sos : tokens::kind_of(context.back());
+    for (Token token : chunk.tokens) {
+      const Kind kind = tokens::kind_of(token);
+      EXPECT_TRUE(kind != Kind::Pad && kind != Kind::Sos && kind != Kind::Eos && kind != Kind::Mask &&
+                  kind != Kind::NoteOff && kind != Kind::Invalid)
+          << tokens::to_string(token);
+      EXPECT_EQ(previous == Kind::NoteOn, kind == Kind::Duration)
+          << "after " << int(previous) << ": " << tokens::to_string(token);
+      if (previous == Kind::Velocity) {
+        EXPECT_EQ(kind, Kind::NoteOn);
+      }
+      previous = kind;
+    }
+    for (const Note& note : chunk.notes) {
+      EXPECT_GE(note.onset_us, 0);
+      EXPECT_LE(note.onset_us, chunk.length_us);
+    }
+  }
+
+  static testing::TempDir* directory_;
+  static std::shared_ptr<const ModelContext> model_;
+};
+
+testing::TempDir* GenerationTest::directory_ = nullptr;
+std::shared_ptr<const ModelContext> GenerationTest::model_;
+
+TEST_F(GenerationTest, AutoregressiveChunkIsGrammaticalAndCoversTheChunk) {
+  GenerationState state;
+  const auto context = prompt();
+  const GeneratedChunk chunk =
+      generate_chunk(*model_, state, context, {}, controls(GenerationMode::kAutoregressive, 1), 2.0);
+  EXPECT_FALSE(chunk.cancelled);
+  EXPECT_FALSE(chunk.deadline_missed);
+  EXPECT_EQ(chunk.start_us, tokens::end_time_us(context));
+  EXPECT_GE(chunk.length_us, 2'000'000);
+  EXPECT_FALSE(chunk.tokens.empty());
+  expect_grammatical(context, chunk);
+  std::vector<Token> all = context;
+  all.insert(all.end(), chunk.tokens.begin(), chunk.tokens.end());
+  EXPECT_EQ(tokens::end_time_us(all), chunk.start_us + chunk.length_us);
+}
+
+TEST_F(GenerationTest, SameSeedSameChunkOtherSeedOtherChunk) {
+  const auto context = prompt();
+  GenerationState a, b, c;
+  const auto first =
+      generate_chunk(*model_, a, context, {}, controls(GenerationMode::kAutoregressive, 5), 2.0);
+  const auto second =
+      generate_chunk(*model_, b, context, {}, controls(GenerationMode::kAutoregressive, 5), 2.0);
+  const auto other =
+      generate_chunk(*model_, c, context, {}, controls(GenerationMode::kAutoregressive, 6), 2.0);
+  EXPECT_EQ(first.tokens, second.tokens);
+  EXPECT_NE(first.tokens, other.tokens);
+}
+
+TEST_F(GenerationTest, WarmCacheGivesTheColdResult) {
+  std::vector<Token> context = prompt();
+  GenerationState warm;
+  const auto first =
+      generate_chunk(*model_, warm, context, {}, controls(GenerationMode::kAutoregressive, 3), 1.0);
+  context.insert(context.end(), first.tokens.begin(), first.tokens.end());
+  const auto continued =
+      generate_chunk(*model_, warm, context, {}, controls(GenerationMode::kAutoregressive, 3), 1.0);
+  GenerationState cold;
+  const auto fresh =
+      generate_chunk(*model_, cold, context, {}, controls(GenerationMode::kAutoregressive, 3), 1.0);
+  EXPECT_EQ(continued.tokens, fresh.tokens);
+}
+
+TEST_F(GenerationTest, ContextLongerThanTheWindowSlides) {
+  std::vector<Token> context =
+      tokens::encode(testing::synthetic_performance(4, 60.0), {.add_sos = true, .add_eos = false});
+  ASSERT_GT(context.size(), 2U * static_cast<std::size_t>(testing::tiny_model_config().max_positions));
+  GenerationState state;
+  const auto chunk =
+      generate_chunk(*model_, state, context, {}, controls(GenerationMode::kAutoregressive, 1), 3.0);
+  EXPECT_GE(chunk.length_us, 3'000'000);
+  expect_grammatical(context, chunk);
+}
+
+TEST_F(GenerationTest, DiffusionChunkIsGrammaticalAndSeeded) {
+  const auto context = prompt();
+  GenerationState a, b;
+  GenerationControls c = controls(GenerationMode::kDiffusion, 9);
+  c.use_style = true;
+  const StyleLatent style = encode_style(*model_, context);
+  const auto first = generate_chunk(*model_, a, context, style, c, 2.0);
+  const auto second = generate_chunk(*model_, b, context, style, c, 2.0);
+  EXPECT_EQ(first.tokens, second.tokens);
+  EXPECT_FALSE(first.tokens.empty());
+  EXPECT_EQ(first.diffusion_steps_run, 4);
+  expect_grammatical(context, first);
+
+  c.sampler = DiffusionSampler::kDdpm;
+  GenerationState d, e;
+  const auto ancestral = generate_chunk(*model_, d, context, style, c, 2.0);
+  EXPECT_EQ(ancestral.tokens, generate_chunk(*model_, e, context, style, c, 2.0).tokens);
+  EXPECT_NE(ancestral.tokens, first.tokens);
+  expect_grammatical(context, ancestral);
+}
+
+TEST_F(GenerationTest, TheoryConditioningChangesTheOutput) {
+  const auto context = prompt();
+  GenerationState a, b;
+  GenerationControls c = controls(GenerationMode::kAutoregressive, 4);
+  const auto plain = generate_chunk(*model_, a, context, {}, c, 2.0);
+  auto theory = std::make_shared<TheoryFeatures>(theory_of(context));
+  theory->harmony = harmony_from_chords("Dm7 G7 Cmaj7", 1.0);
+  c.theory = theory;
+  const auto edited = generate_chunk(*model_, b, context, {}, c, 2.0);
+  EXPECT_NE(plain.tokens, edited.tokens);
+}
+
+TEST_F(GenerationTest, CancelAndDeadlineStopAtOnce) {
+  const auto context = prompt();
+  GenerationState state;
+  const std::atomic<bool> cancel{true};
+  const auto cancelled =
+      generate_chunk(*model_, state, context, {}, controls(GenerationMode::kAutoregressive, 1), 2.0, &cancel);
+  EXPECT_TRUE(cancelled.cancelled);
+  EXPECT_TRUE(cancelled.tokens.empty());
+  const auto late = generate_chunk(*model_, state, context, {}, controls(GenerationMode::kDiffusion, 1), 2.0,
+                                   nullptr, std::chrono::steady_clock::now() - std::chrono::seconds(1));
+  EXPECT_TRUE(late.deadline_missed);
+  EXPECT_TRUE(late.tokens.empty());
+}
+
+TEST_F(GenerationTest, BadRequestsAreModelErrors) {
+  GenerationState state;
+  const auto context = prompt();
+  GenerationControls bad = controls(GenerationMode::kAutoregressive, 1);
+  bad.top_p = 0.0f;
+  EXPECT_THROW((void)generate_chunk(*model_, state, context, {}, bad, 2.0), ModelError);
+  EXPECT_THROW(
+      (void)generate_chunk(*model_, state, context, {}, controls(GenerationMode::kAutoregressive, 1), 0.0),
+      ModelError);
+  const std::vector<Token> outside = {tokens::kSos, static_cast<Token>(tokens::kVocabSize)};
+  EXPECT_THROW(
+      (void)generate_chunk(*model_, state, outside, {}, controls(GenerationMode::kAutoregressive, 1), 1.0),
+      ModelError);
+  EXPECT_THROW((void)encode_style(*model_, {}), ModelError);
+}
+
+TEST_F(GenerationTest, StyleEncodingIsDeterministicAndDistinguishesPieces) {
+  const StyleLatent a = encode_style(*model_, prompt(1));
+  const StyleLatent again = encode_style(*model_, prompt(1));
+  const StyleLatent b = encode_style(*model_, prompt(3));
+  EXPECT_EQ(a.mean, again.mean);
+  EXPECT_NE(a.mean, b.mean);
+  const StyleLatent halfway = StyleLatent::mix(a, b, 0.5f);
+  EXPECT_FLOAT_EQ(halfway.mean[0], 0.5f * (a.mean[0] + b.mean[0]));
+}
+
+}  // namespace
+}  // namespace tatumflow::model
