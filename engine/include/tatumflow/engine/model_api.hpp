@@ -111,9 +111,10 @@ class ModelContext {
 };
 
 // One session's decoding state: the attention cache of what it generated last
-// (reused when the next context extends it) and scratch buffers. Results never
+// (reused when the next context extends it) and scratch buffers. Results do not
 // depend on it: the same context, style, controls and seed give the same chunk
-// whether the cache is warm or cold.
+// whether the cache is warm or cold (up to float rounding in the logits, which
+// could only flip an exact tie), unless a deadline cut the diffusion steps.
 class GenerationState {
  public:
   GenerationState();  // any thread
