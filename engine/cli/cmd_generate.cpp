@@ -7,6 +7,7 @@
 #include <string>
 
 #include "command.hpp"
+#include "tatumflow/engine/corpus.hpp"
 #include "tatumflow/engine/model_api.hpp"
 #include "tatumflow/engine/theory_features.hpp"
 #include "tatumflow/engine/tokenizer.hpp"
@@ -129,7 +130,9 @@ void run(const Options& options) {
 }
 
 void add_options(CLI::App* cmd, Options& options) {
-  cmd->add_option("--model", options.model, "Checkpoint (.tfc), e.g. runs/pretrain/model.tfc")->required();
+  options.model = (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string();
+  cmd->add_option("--model", options.model, "Checkpoint (.tfc); default: the bundled CPU model")
+      ->capture_default_str();
   cmd->add_option("--out", options.out, "MIDI file to write")->required();
   cmd->add_option("--style", options.style, "MIDI file whose style to use (default: the prompt's)");
   cmd->add_option("--mode", options.mode, "ar or diffusion")->capture_default_str();

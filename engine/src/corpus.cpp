@@ -272,13 +272,16 @@ std::vector<CorpusEntry> filter_corpus(const std::vector<CorpusEntry>& entries, 
   return kept;
 }
 
-fs::path default_data_dir() {
-  if (const char* env = std::getenv("TATUMFLOW_DATA"); env != nullptr && *env != '\0') return env;
+fs::path repo_dir() {
   std::error_code error;
   const fs::path exe = fs::read_symlink("/proc/self/exe", error);
-  // <repo>/<build>/bin/tatumflow -> <repo>/../shared/data/pijama
-  if (!error) return (exe.parent_path() / "../../../shared/data/pijama").lexically_normal();
-  return "../shared/data/pijama";
+  if (!error) return (exe.parent_path() / "../..").lexically_normal();
+  return ".";
+}
+
+fs::path default_data_dir() {
+  if (const char* env = std::getenv("TATUMFLOW_DATA"); env != nullptr && *env != '\0') return env;
+  return (repo_dir() / "../shared/data/pijama").lexically_normal();
 }
 
 }  // namespace tatumflow::dataset

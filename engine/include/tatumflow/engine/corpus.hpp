@@ -89,8 +89,11 @@ struct CorpusFilter {
 [[nodiscard]] std::vector<CorpusEntry> filter_corpus(const std::vector<CorpusEntry>& entries,
                                                      const CorpusFilter& filter);
 
-// TATUMFLOW_DATA if set, else <repo>/../shared/data/pijama, where <repo> is
-// found from this executable's location in <repo>/<build dir>/bin/.
+// The checkout this executable was built in, from its location in
+// <repo>/<build dir>/bin/; "." when that cannot be read.
+[[nodiscard]] std::filesystem::path repo_dir();
+
+// TATUMFLOW_DATA if set, else <repo>/../shared/data/pijama.
 [[nodiscard]] std::filesystem::path default_data_dir();
 
 }  // namespace tatumflow::dataset
