@@ -155,14 +155,7 @@ dataset::CacheBuildReport summarize(const dataset::TokenCache& cache, const fs::
   dataset::CacheBuildReport report;
   std::set<std::string> performers;
   for (const dataset::CachedPerformance& record : cache.performances()) {
-    dataset::SplitTotals& side = record.split == Split::kTrain ? report.train : report.validation;
-    ++side.files;
-    side.tokens += record.token_count;
-    side.seconds += record.seconds;
-    ++report.files;
-    report.notes += record.note_count;
-    report.tokens += record.token_count;
-    report.seconds += record.seconds;
+    report.count(record);
     performers.insert(record.performer);
   }
   report.performers = performers.size();

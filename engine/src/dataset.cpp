@@ -233,6 +233,17 @@ void remove_cache_files(const fs::path& dir) {
 
 }  // namespace
 
+void CacheBuildReport::count(const CachedPerformance& record) {
+  SplitTotals& side = record.split == Split::kTrain ? train : validation;
+  ++side.files;
+  side.tokens += record.token_count;
+  side.seconds += record.seconds;
+  ++files;
+  notes += record.note_count;
+  tokens += record.token_count;
+  seconds += record.seconds;
+}
+
 CacheBuildReport build_token_cache(const std::vector<CorpusEntry>& entries, const CacheBuildOptions& options,
                                    ProgressBar* progress) {
   std::error_code error;
@@ -335,14 +346,7 @@ CacheBuildReport build_token_cache(const std::vector<CorpusEntry>& entries, cons
       record.note_count = result.notes;
       record.seconds = result.seconds;
 
-      SplitTotals& side = record.split == Split::kTrain ? report.train : report.validation;
-      ++side.files;
-      side.tokens += record.token_count;
-      side.seconds += record.seconds;
-      ++report.files;
-      report.notes += record.note_count;
-      report.tokens += record.token_count;
-      report.seconds += record.seconds;
+      report.count(record);
       performers.insert(record.performer);
       records.push_back(std::move(record));
     }

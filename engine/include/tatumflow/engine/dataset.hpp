@@ -97,6 +97,10 @@ struct CacheBuildReport {
   double seconds = 0.0;  // of music
   std::uint64_t shards = 0;
   std::uint64_t bytes = 0;  // shards plus index
+
+  // Adds one stored performance to the totals (not to `performers`, which the
+  // caller counts as distinct names). Any thread owning the report.
+  void count(const CachedPerformance& record);
 };
 
 // Parses and tokenizes every entry on `threads` workers and writes the cache
