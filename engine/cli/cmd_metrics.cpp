@@ -26,18 +26,12 @@ struct Options {
   bool json = false;
 };
 
-bool is_midi(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".mid" || ext == ".midi";
-}
-
 // Relative path without the extension, so "a/x.mid" pairs with "a/x.midi".
 std::map<std::string, fs::path> midi_files_by_key(const std::string& dir, const char* role) {
   if (!fs::is_directory(dir)) throw std::runtime_error(std::string("--") + role + ": no such folder: " + dir);
   std::map<std::string, fs::path> files;
   for (const auto& item : fs::recursive_directory_iterator(dir)) {
-    if (!item.is_regular_file() || !is_midi(item.path())) continue;
+    if (!item.is_regular_file() || !is_midi_file(item.path())) continue;
     // Lexically, so that links into another folder keep their own names.
     const std::string key = item.path().lexically_relative(dir).replace_extension().generic_string();
     if (const auto [it, inserted] = files.emplace(key, item.path()); !inserted) {

@@ -25,8 +25,7 @@ std::vector<fs::path> midi_files_under(const std::vector<std::string>& paths) {
   for (const std::string& path : paths) {
     if (fs::is_directory(path)) {
       for (const auto& entry : fs::recursive_directory_iterator(path)) {
-        const auto ext = entry.path().extension();
-        if (entry.is_regular_file() && (ext == ".mid" || ext == ".midi" || ext == ".MID")) files.push_back(entry.path());
+        if (entry.is_regular_file() && is_midi_file(entry.path())) files.push_back(entry.path());
       }
     } else if (fs::exists(path)) {
       files.emplace_back(path);
@@ -48,7 +47,8 @@ struct Options {
 void run_stats(const Options& options) {
   const auto started = std::chrono::steady_clock::now();
   const std::vector<fs::path> files = midi_files_under(options.paths);
-  const unsigned threads = options.threads > 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
+  const unsigned threads =
+      options.threads > 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
 
   std::atomic<std::size_t> next{0};
   std::mutex merge_mutex;
@@ -73,7 +73,8 @@ void run_stats(const Options& options) {
   for (auto& thread : pool) thread.join();
   for (const std::string& failure : failures) std::cerr << "tatumflow tokenize: skipped " << failure << '\n';
 
-  const double wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const auto notes = static_cast<double>(std::max<std::int64_t>(total.notes, 1));
   nlohmann::json report = {
       {"files", total.files},
@@ -112,9 +113,11 @@ void run_print(const Options& options) {
 
 const bool registered = register_command([](CLI::App& app) {
   auto options = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "Print a MIDI file's tokens, or measure the tokenizer round trip");
+  CLI::App* cmd =
+      app.add_subcommand("tokenize", "Print a MIDI file's tokens, or measure the tokenizer round trip");
   cmd->add_option("paths", options->paths, "MIDI files or folders (searched recursively)")->required();
-  cmd->add_flag("--stats", options->stats, "Encode and decode every file and report what the round trip keeps");
+  cmd->add_flag("--stats", options->stats,
+                "Encode and decode every file and report what the round trip keeps");
   cmd->add_flag("--json", options->json, "Print the report as JSON");
   cmd->add_option("--threads", options->threads, "Worker threads (default: all cores)");
   cmd->callback([options] { options->stats ? run_stats(*options) : run_print(*options); });

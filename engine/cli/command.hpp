@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -17,6 +18,9 @@ bool register_command(CommandSetup setup);
 
 // Prints `report` as indented JSON when `json` is set, else as "key: value" lines.
 void print_report(const nlohmann::json& report, bool json);
+
+// .mid or .midi, in any letter case.
+bool is_midi_file(const std::filesystem::path& path);
 
 // Environment variable or fallback, for paths like TATUMFLOW_DATA.
 std::string env_or(const char* name, const std::string& fallback);

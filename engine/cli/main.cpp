@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -17,7 +19,8 @@ std::vector<CommandSetup>& registry() {
 
 void print_lines(const nlohmann::json& value, const std::string& prefix) {
   if (value.is_object()) {
-    for (const auto& [key, item] : value.items()) print_lines(item, prefix.empty() ? key : prefix + "." + key);
+    for (const auto& [key, item] : value.items())
+      print_lines(item, prefix.empty() ? key : prefix + "." + key);
   } else {
     std::cout << prefix << ": " << (value.is_string() ? value.get<std::string>() : value.dump()) << '\n';
   }
@@ -36,6 +39,12 @@ void print_report(const nlohmann::json& report, bool json) {
     print_lines(report, "");
     std::cout.flush();
   }
+}
+
+bool is_midi_file(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".mid" || ext == ".midi";
 }
 
 std::string env_or(const char* name, const std::string& fallback) {
