@@ -9,17 +9,6 @@ namespace tatumflow::tokens {
 
 namespace {
 
-std::int64_t round_to_steps(std::int64_t time_us) {
-  if (time_us <= 0) return 0;
-  return (time_us + kStepUs / 2) / kStepUs;
-}
-
-int fold_into_range(int pitch) {
-  while (pitch < kMinPitch) pitch += 12;
-  while (pitch > kMaxPitch) pitch -= 12;
-  return pitch;
-}
-
 struct Event {
   std::int64_t step;
   int order;  // pedal changes before notes on the same step, then by pitch
@@ -54,6 +43,17 @@ class Clock {
 
 }  // namespace
 
+std::int64_t time_to_steps(std::int64_t time_us) {
+  if (time_us <= 0) return 0;
+  return (time_us + kStepUs / 2) / kStepUs;
+}
+
+int fold_pitch(int pitch) {
+  while (pitch < kMinPitch) pitch += 12;
+  while (pitch > kMaxPitch) pitch -= 12;
+  return pitch;
+}
+
 Kind kind_of(Token token) {
   if (token == kPad) return Kind::Pad;
   if (token == kSos) return Kind::Sos;
@@ -72,31 +72,50 @@ Kind kind_of(Token token) {
 
 int value_of(Token token) {
   switch (kind_of(token)) {
-    case Kind::TimeShift: return token - kTimeShiftBase + 1;
-    case Kind::NoteOn: return token - kNoteOnBase + kMinPitch;
-    case Kind::NoteOff: return token - kNoteOffBase + kMinPitch;
-    case Kind::Velocity: return token - kVelocityBase;
-    case Kind::Duration: return token - kDurationBase + 1;
-    default: return 0;
+    case Kind::TimeShift:
+      return token - kTimeShiftBase + 1;
+    case Kind::NoteOn:
+      return token - kNoteOnBase + kMinPitch;
+    case Kind::NoteOff:
+      return token - kNoteOffBase + kMinPitch;
+    case Kind::Velocity:
+      return token - kVelocityBase;
+    case Kind::Duration:
+      return token - kDurationBase + 1;
+    default:
+      return 0;
   }
 }
 
 std::string to_string(Token token) {
   const int value = value_of(token);
   switch (kind_of(token)) {
-    case Kind::Pad: return "<PAD>";
-    case Kind::Sos: return "<SOS>";
-    case Kind::Eos: return "<EOS>";
-    case Kind::Mask: return "<MASK>";
-    case Kind::Chunk: return "<T>";
-    case Kind::TimeShift: return "TIME_SHIFT_" + std::to_string(value * 10) + "ms";
-    case Kind::NoteOn: return "NOTE_ON_" + std::to_string(value);
-    case Kind::NoteOff: return "NOTE_OFF_" + std::to_string(value);
-    case Kind::Velocity: return "VELOCITY_" + std::to_string(value);
-    case Kind::Duration: return "DURATION_" + std::to_string(value * 10) + "ms";
-    case Kind::SustainOn: return "SUSTAIN_ON";
-    case Kind::SustainOff: return "SUSTAIN_OFF";
-    case Kind::Invalid: break;
+    case Kind::Pad:
+      return "<PAD>";
+    case Kind::Sos:
+      return "<SOS>";
+    case Kind::Eos:
+      return "<EOS>";
+    case Kind::Mask:
+      return "<MASK>";
+    case Kind::Chunk:
+      return "<T>";
+    case Kind::TimeShift:
+      return "TIME_SHIFT_" + std::to_string(value * 10) + "ms";
+    case Kind::NoteOn:
+      return "NOTE_ON_" + std::to_string(value);
+    case Kind::NoteOff:
+      return "NOTE_OFF_" + std::to_string(value);
+    case Kind::Velocity:
+      return "VELOCITY_" + std::to_string(value);
+    case Kind::Duration:
+      return "DURATION_" + std::to_string(value * 10) + "ms";
+    case Kind::SustainOn:
+      return "SUSTAIN_ON";
+    case Kind::SustainOff:
+      return "SUSTAIN_OFF";
+    case Kind::Invalid:
+      break;
   }
   return "<INVALID_" + std::to_string(token) + ">";
 }
@@ -105,8 +124,9 @@ std::vector<Token> encode(const Performance& performance, const EncodeOptions& o
   std::vector<Event> events;
   events.reserve(performance.notes.size() + performance.pedals.size());
   for (const Note& note : performance.notes) {
-    const auto duration_steps = std::clamp<std::int64_t>(round_to_steps(note.duration_us), 1, kMaxDurationSteps);
-    events.push_back({round_to_steps(note.onset_us), 1, fold_into_range(note.pitch), velocity_bin(note.velocity),
+    const auto duration_steps =
+        std::clamp<std::int64_t>(time_to_steps(note.duration_us), 1, kMaxDurationSteps);
+    events.push_back({time_to_steps(note.onset_us), 1, fold_pitch(note.pitch), velocity_bin(note.velocity),
                       static_cast<int>(duration_steps), false});
   }
   // Pedal changes across channels collapse to one state; only the state at the
@@ -116,8 +136,8 @@ std::vector<Token> encode(const Performance& performance, const EncodeOptions& o
                    [](const PedalChange& a, const PedalChange& b) { return a.time_us < b.time_us; });
   bool emitted_down = false;
   for (std::size_t i = 0; i < pedals.size(); ++i) {
-    const std::int64_t step = round_to_steps(pedals[i].time_us);
-    if (i + 1 < pedals.size() && round_to_steps(pedals[i + 1].time_us) == step) continue;
+    const std::int64_t step = time_to_steps(pedals[i].time_us);
+    if (i + 1 < pedals.size() && time_to_steps(pedals[i + 1].time_us) == step) continue;
     if (pedals[i].down == emitted_down) continue;
     emitted_down = pedals[i].down;
     events.push_back({step, 0, 0, 0, 0, emitted_down});
@@ -172,9 +192,15 @@ Performance decode(std::span<const Token> tokens, std::uint8_t channel) {
     if (kind == Kind::Eos) break;
     const int value = value_of(token);
     switch (kind) {
-      case Kind::Chunk: now_steps = (now_steps / kStepsPerChunk + 1) * kStepsPerChunk; break;
-      case Kind::TimeShift: now_steps += value; break;
-      case Kind::Velocity: velocity_bin_now = value; break;
+      case Kind::Chunk:
+        now_steps = (now_steps / kStepsPerChunk + 1) * kStepsPerChunk;
+        break;
+      case Kind::TimeShift:
+        now_steps += value;
+        break;
+      case Kind::Velocity:
+        velocity_bin_now = value;
+        break;
       case Kind::NoteOn:
         open.push_back(performance.notes.size());
         performance.notes.push_back({now_steps * kStepUs, -1, static_cast<std::uint8_t>(value),
@@ -203,7 +229,8 @@ Performance decode(std::span<const Token> tokens, std::uint8_t channel) {
           performance.pedals.push_back({now_steps * kStepUs, pedal_down, channel});
         }
         break;
-      default: break;
+      default:
+        break;
     }
   }
   for (std::size_t i : open) performance.notes[i].duration_us = kDefaultDurationUs;

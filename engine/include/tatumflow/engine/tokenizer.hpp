@@ -41,24 +41,40 @@ inline constexpr Token kPad = 0;
 inline constexpr Token kSos = 1;
 inline constexpr Token kEos = 2;
 inline constexpr Token kMask = 3;
-inline constexpr Token kChunk = 4;  // <T>
-inline constexpr Token kTimeShiftBase = 5;                               // + steps - 1
-inline constexpr Token kNoteOnBase = kTimeShiftBase + kMaxShiftSteps;    // + pitch - 21
-inline constexpr Token kNoteOffBase = kNoteOnBase + kPitchCount;         // + pitch - 21
-inline constexpr Token kVelocityBase = kNoteOffBase + kPitchCount;       // + bin
-inline constexpr Token kDurationBase = kVelocityBase + kVelocityBins;    // + steps - 1
+inline constexpr Token kChunk = 4;                                     // <T>
+inline constexpr Token kTimeShiftBase = 5;                             // + steps - 1
+inline constexpr Token kNoteOnBase = kTimeShiftBase + kMaxShiftSteps;  // + pitch - 21
+inline constexpr Token kNoteOffBase = kNoteOnBase + kPitchCount;       // + pitch - 21
+inline constexpr Token kVelocityBase = kNoteOffBase + kPitchCount;     // + bin
+inline constexpr Token kDurationBase = kVelocityBase + kVelocityBins;  // + steps - 1
 inline constexpr Token kSustainOn = kDurationBase + kMaxDurationSteps;
 inline constexpr Token kSustainOff = kSustainOn + 1;
 inline constexpr int kVocabSize = kSustainOff + 1;
 
-enum class Kind { Pad, Sos, Eos, Mask, Chunk, TimeShift, NoteOn, NoteOff, Velocity, Duration, SustainOn, SustainOff, Invalid };
+enum class Kind {
+  Pad,
+  Sos,
+  Eos,
+  Mask,
+  Chunk,
+  TimeShift,
+  NoteOn,
+  NoteOff,
+  Velocity,
+  Duration,
+  SustainOn,
+  SustainOff,
+  Invalid
+};
 
 [[nodiscard]] Kind kind_of(Token token);
 // The token's argument: steps for TIME_SHIFT/DURATION, MIDI pitch for NOTE_ON/OFF, bin for VELOCITY.
 [[nodiscard]] int value_of(Token token);
 [[nodiscard]] std::string to_string(Token token);  // "NOTE_ON_60", "TIME_SHIFT_120ms", ...
 
-[[nodiscard]] inline int velocity_bin(int velocity) { return velocity < 0 ? 0 : (velocity > 127 ? 31 : velocity >> 2); }
+[[nodiscard]] inline int velocity_bin(int velocity) {
+  return velocity < 0 ? 0 : (velocity > 127 ? 31 : velocity >> 2);
+}
 [[nodiscard]] inline std::uint8_t bin_velocity(int bin) { return static_cast<std::uint8_t>(bin * 4 + 2); }
 
 // Documented rules for what the vocabulary cannot hold:
@@ -66,6 +82,10 @@ enum class Kind { Pad, Sos, Eos, Mask, Chunk, TimeShift, NoteOn, NoteOff, Veloci
 //  * durations are rounded to 10 ms, at least 10 ms, at most 10 s (longer notes are cut at 10 s);
 //  * channels are merged (the model is single-piano);
 //  * pedal changes that fall on the same 10 ms step as the opposite change cancel out.
+// The rules above as the encoder applies them, for callers that compare notes with their tokens.
+[[nodiscard]] int fold_pitch(int pitch);                         // into 21-108 by octaves
+[[nodiscard]] std::int64_t time_to_steps(std::int64_t time_us);  // nearest 10 ms step, >= 0
+
 struct EncodeOptions {
   bool add_sos = true;
   bool add_eos = true;
