@@ -4,85 +4,77 @@
 #if TATUMFLOW_HAVE_MODEL
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "command.hpp"
-#include "tatumflow/engine/corpus.hpp"
+#include "generation_options.hpp"
 #include "tatumflow/engine/model_api.hpp"
+#include "tatumflow/engine/model_modes.hpp"
 #include "tatumflow/engine/theory_features.hpp"
 #include "tatumflow/engine/tokenizer.hpp"
-#include "tatumflow/protocol/smf.hpp"
 
 namespace tatumflow::cli {
 namespace {
 
 struct Options {
-  std::string model;
+  GenerationOptions common;
   std::string prompt;
-  std::string style;
-  std::string out;
+  std::vector<std::string> styles;
+  std::optional<float> mix;
+  bool no_style = false;
   std::string mode = "ar";
-  std::string sampler = "ddim";
-  std::string device = "cpu";
   std::string chords;
   double seconds_per_chord = 2.0;
   double seconds = 20.0;
   double chunk_seconds = 2.0;
-  float temperature = 1.0f;
-  int top_k = 50;
-  float top_p = 0.95f;
   float creativity = 0.0f;
-  float guidance = 1.5f;
-  int steps = 50;
-  std::uint64_t seed = 0;
-  int threads = 0;
-  bool keep_prompt = true;
-  bool json = false;
+  bool continuation_only = false;
 };
 
-model::GenerationMode parse_mode(const std::string& mode) {
-  if (mode == "ar" || mode == "autoregressive") return model::GenerationMode::kAutoregressive;
-  if (mode == "diffusion") return model::GenerationMode::kDiffusion;
-  throw std::runtime_error("--mode must be ar or diffusion, not \"" + mode + "\"");
+// The style to play in and its report label: the --style file(s), else the
+// prompt's own, else the neutral one or a random draw.
+std::pair<model::StyleLatent, std::string> choose_style(const Options& options,
+                                                        const model::ModelContext& model,
+                                                        std::span<const tokens::Token> prompt,
+                                                        model::GenerationControls& controls) {
+  if (options.mix && options.styles.size() != 2) {
+    throw std::runtime_error("--mix blends two styles: give --style twice");
+  }
+  if (options.styles.size() > 2) throw std::runtime_error("at most two --style files can be blended");
+  controls.use_style = !options.no_style;
+  if (options.styles.size() == 2) {
+    const float mix = options.mix.value_or(0.5f);
+    return {
+        model::StyleLatent::mix(style_of(model, options.styles[0]), style_of(model, options.styles[1]), mix),
+        "blend " + std::to_string(mix) + " of " + options.styles[0] + " and " + options.styles[1]};
+  }
+  if (options.styles.size() == 1) return {style_of(model, options.styles[0]), options.styles[0]};
+  if (options.no_style) return {{}, "none"};
+  if (!prompt.empty()) return {model::encode_style(model, prompt), "the prompt's"};
+  return {model::prior_style(options.common.seed),
+          "random (seed " + std::to_string(options.common.seed) + ")"};
 }
 
 void run(const Options& options) {
-  if (options.threads > 0) model::set_torch_threads(options.threads);
   const auto loaded_at = std::chrono::steady_clock::now();
-  const auto context = model::ModelContext::load(options.model, options.device);
+  const auto context = options.common.load_model();
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - loaded_at).count();
 
-  std::vector<tokens::Token> sequence;
-  if (!options.prompt.empty()) {
-    sequence = tokens::encode(read_smf(options.prompt), {.add_sos = true, .add_eos = false});
-  } else {
-    sequence.push_back(tokens::kSos);
-  }
+  std::vector<tokens::Token> sequence = {tokens::kSos};
+  if (!options.prompt.empty()) sequence = read_midi_tokens(options.prompt);
   const std::size_t prompt_tokens = sequence.size();
 
-  model::GenerationControls controls;
-  controls.mode = parse_mode(options.mode);
-  controls.temperature = options.temperature;
-  controls.top_k = options.top_k;
-  controls.top_p = options.top_p;
+  model::GenerationControls controls = options.common.controls();
+  controls.mode = options.mode == "diffusion" ? model::GenerationMode::kDiffusion
+                                              : model::GenerationMode::kAutoregressive;
   controls.creativity = options.creativity;
-  controls.guidance = options.guidance;
-  controls.diffusion_steps = options.steps;
-  if (options.sampler != "ddim" && options.sampler != "ddpm") {
-    throw std::runtime_error("--sampler must be ddim or ddpm, not \"" + options.sampler + "\"");
-  }
-  controls.sampler =
-      options.sampler == "ddpm" ? model::DiffusionSampler::kDdpm : model::DiffusionSampler::kDdim;
-  controls.seed = options.seed;
-  model::StyleLatent style;
-  if (!options.style.empty()) {
-    style = model::encode_style(*context, tokens::encode(read_smf(options.style)));
-    controls.use_style = true;
-  } else if (!options.prompt.empty()) {
-    style = model::encode_style(*context, sequence);
-    controls.use_style = true;
-  }
+  const auto [style, style_label] = choose_style(
+      options, *context,
+      options.prompt.empty() ? std::span<const tokens::Token>() : std::span<const tokens::Token>(sequence),
+      controls);
   if (!options.prompt.empty() || !options.chords.empty()) {
     auto theory = std::make_shared<TheoryFeatures>(model::theory_of(sequence));
     if (!options.chords.empty())
@@ -92,84 +84,78 @@ void run(const Options& options) {
 
   model::GenerationState state;
   const auto started = std::chrono::steady_clock::now();
-  std::size_t chunks = 0;
-  double generated_us = 0;
-  while (generated_us < options.seconds * 1e6) {
-    const model::GeneratedChunk chunk =
-        model::generate_chunk(*context, state, sequence, style, controls, options.chunk_seconds);
-    sequence.insert(sequence.end(), chunk.tokens.begin(), chunk.tokens.end());
-    generated_us += double(chunk.length_us);
-    ++chunks;
-    if (chunk.tokens.empty() || chunk.length_us == 0)
-      break;  // nothing moved the clock: stop rather than spin
-  }
+  const GenerationRun generated =
+      generate_seconds(*context, state, sequence, style, controls, options.seconds, options.chunk_seconds);
   const double wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   const std::span<const tokens::Token> written =
-      options.keep_prompt ? std::span<const tokens::Token>(sequence)
-                          : std::span<const tokens::Token>(sequence).subspan(prompt_tokens);
-  const Performance performance = tokens::decode(written);
-  write_smf(options.out, performance);
-
+      options.continuation_only ? std::span<const tokens::Token>(sequence).subspan(prompt_tokens)
+                                : std::span<const tokens::Token>(sequence);
+  nlohmann::json report = write_midi(options.common.out, tokens::decode(written));
   const std::size_t new_tokens = sequence.size() - prompt_tokens;
-  print_report({{"model", options.model},
-                {"device", context->info().device},
-                {"mode", model::to_string(controls.mode)},
-                {"out", options.out},
-                {"prompt_tokens", prompt_tokens},
-                {"generated_tokens", new_tokens},
-                {"generated_seconds", generated_us * 1e-6},
-                {"chunks", chunks},
-                {"notes_written", performance.notes.size()},
-                {"load_seconds", load_seconds},
-                {"wall_seconds", wall_seconds},
-                {"tokens_per_second", double(new_tokens) / std::max(wall_seconds, 1e-9)},
-                {"real_time_factor", generated_us * 1e-6 / std::max(wall_seconds, 1e-9)}},
-               options.json);
+  report.update({{"model", options.common.model},
+                 {"device", context->info().device},
+                 {"mode", model::to_string(controls.mode)},
+                 {"style", style_label},
+                 {"prompt_tokens", prompt_tokens},
+                 {"generated_tokens", new_tokens},
+                 {"generated_seconds", generated.generated_us * 1e-6},
+                 {"chunks", generated.chunks},
+                 {"load_seconds", load_seconds},
+                 {"wall_seconds", wall_seconds},
+                 {"tokens_per_second", double(new_tokens) / std::max(wall_seconds, 1e-9)},
+                 {"real_time_factor", generated.generated_us * 1e-6 / std::max(wall_seconds, 1e-9)}});
+  print_report(report, options.common.json);
 }
 
 void add_options(CLI::App* cmd, Options& options) {
-  options.model = (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string();
-  cmd->add_option("--model", options.model, "Checkpoint (.tfc); default: the bundled CPU model")
+  options.common.add_to(cmd, "MIDI file to write");
+  CLI::Option* style =
+      cmd->add_option("--style", options.styles,
+                      "MIDI file or .style file (e.g. models/styles/tatum.style) whose playing style to "
+                      "imitate; give it twice to blend two styles "
+                      "(default: the prompt's style, or without a prompt a random one)");
+  cmd->add_option("--mix", options.mix,
+                  "Blend of two --style files: 0 plays like the first, 1 like the second (default 0.5)")
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_flag("--no-style", options.no_style,
+                "Play in the model's neutral style instead of the prompt's or a random one")
+      ->excludes(style);
+  cmd->add_option("--mode", options.mode,
+                  "ar: note by note, following the music closely; diffusion: a phrase at a time, "
+                  "sketched and then refined")
+      ->check(CLI::IsMember({"ar", "diffusion"}))
       ->capture_default_str();
-  cmd->add_option("--out", options.out, "MIDI file to write")->required();
-  cmd->add_option("--style", options.style, "MIDI file whose style to use (default: the prompt's)");
-  cmd->add_option("--mode", options.mode, "ar or diffusion")->capture_default_str();
-  cmd->add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--seconds", options.seconds, "Seconds of music to generate")->capture_default_str();
-  cmd->add_option("--chunk-seconds", options.chunk_seconds, "Seconds per generated chunk")
+  cmd->add_option("--seconds", options.seconds, "Seconds of new music")->capture_default_str();
+  cmd->add_option("--chunk-seconds", options.chunk_seconds, "Seconds generated per step")
       ->capture_default_str();
-  cmd->add_option("--temperature", options.temperature, "Sampling temperature (0: greedy)")
+  cmd->add_option("--creativity", options.creativity,
+                  "How far to stray from the style: 0 sticks to it, 1 wanders as far as the style "
+                  "itself varies")
       ->capture_default_str();
-  cmd->add_option("--top-k", options.top_k, "Top-k (0: off)")->capture_default_str();
-  cmd->add_option("--top-p", options.top_p, "Nucleus probability (1: off)")->capture_default_str();
-  cmd->add_option("--creativity", options.creativity, "Style sampling spread")->capture_default_str();
-  cmd->add_option("--guidance", options.guidance, "Style guidance for diffusion (1: off)")
+  cmd->add_option("--chords", options.chords, "Chord progression to play over, e.g. \"Dm7 G7 Cmaj7\"");
+  cmd->add_option("--seconds-per-chord", options.seconds_per_chord, "Length of each --chords chord")
       ->capture_default_str();
-  cmd->add_option("--steps", options.steps, "Denoising steps per diffusion block")->capture_default_str();
-  cmd->add_option("--sampler", options.sampler, "ddim or ddpm (diffusion mode)")->capture_default_str();
-  cmd->add_option("--chords", options.chords, "Replace the harmony with a chord list, e.g. \"Dm7 G7 Cmaj7\"");
-  cmd->add_option("--seconds-per-chord", options.seconds_per_chord, "Duration of each --chords chord")
-      ->capture_default_str();
-  cmd->add_option("--seed", options.seed, "Random seed")->capture_default_str();
-  cmd->add_option("--threads", options.threads, "Torch intra-op threads (default: torch's choice)");
-  cmd->add_flag("--json", options.json, "Print the report as JSON");
 }
 
 const bool registered = register_command([](CLI::App& app) {
   auto generate = std::make_shared<Options>();
-  CLI::App* cmd =
-      app.add_subcommand("generate", "Generate music with a trained model (optionally from a prompt)");
+  CLI::App* cmd = app.add_subcommand(
+      "generate",
+      "Play new music: from nothing or a prompt, in the style of a MIDI file, a blend of two, "
+      "or a random one");
   add_options(cmd, *generate);
-  cmd->add_option("--prompt", generate->prompt, "MIDI file to continue");
+  cmd->add_option("--prompt", generate->prompt, "MIDI file to start from");
   cmd->callback([generate] { run(*generate); });
 
   auto continuation = std::make_shared<Options>();
-  CLI::App* cont = app.add_subcommand("continue", "Continue a MIDI file with a trained model");
-  cont->add_option("prompt", continuation->prompt, "MIDI file to continue")->required();
+  CLI::App* cont =
+      app.add_subcommand("continue", "Continue a MIDI file: the model keeps playing where the file stops");
+  cont->add_option("prompt,--prompt", continuation->prompt, "MIDI file to continue")->required();
   add_options(cont, *continuation);
-  cont->add_flag("!--keep-prompt", continuation->keep_prompt, "Write only the continuation, not the prompt");
+  cont->add_flag("--continuation-only", continuation->continuation_only,
+                 "Write only the new music, not the prompt before it");
   cont->callback([continuation] { run(*continuation); });
 });
 

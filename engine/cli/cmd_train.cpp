@@ -22,6 +22,8 @@ struct Options {
   std::int64_t steps = 0;
   std::int64_t stop_after = 0;
   int threads = 0;
+  std::string device = "cpu";
+  bool no_bf16 = false;
   bool resume = false;
   bool no_progress = false;
   bool no_plot = false;
@@ -41,6 +43,8 @@ void run(const Options& options) {
   if (options.steps > 0) train_options.steps = options.steps;
   train_options.resume = options.resume;
   train_options.stop_after = options.stop_after;
+  train_options.device = options.device;
+  train_options.bf16 = !options.no_bf16;
   train_options.progress = !options.no_progress;
   train_options.plot = !options.no_plot;
   if (options.threads > 0) model::set_torch_threads(options.threads);
@@ -50,6 +54,8 @@ void run(const Options& options) {
       {"rank", summary.rank},
       {"world_size", summary.world_size},
       {"model", config.model.name},
+      {"device", options.device},
+      {"bf16", !options.no_bf16 && options.device != "cpu"},
       {"first_step", summary.first_step},
       {"last_step", summary.last_step},
       {"last_loss", summary.last_loss},
@@ -78,6 +84,9 @@ const bool registered = register_command([](CLI::App& app) {
   cmd->add_option("--stop-after", options->stop_after,
                   "Stop after this many steps in this run; the schedule still spans --steps");
   cmd->add_option("--threads", options->threads, "Torch intra-op threads (default: torch's choice)");
+  cmd->add_option("--device", options->device, "cpu, cuda or cuda:N (CUDA needs a -DTATUMFLOW_CUDA=ON build)")
+      ->capture_default_str();
+  cmd->add_flag("--no-bf16", options->no_bf16, "On a CUDA device, train in float32 instead of bf16 autocast");
   cmd->add_flag("--resume", options->resume, "Continue from <out>/checkpoint.tfc if it exists");
   cmd->add_flag("--no-progress", options->no_progress, "No progress bar");
   cmd->add_flag("--no-plot", options->no_plot, "Do not draw loss.png at the end");

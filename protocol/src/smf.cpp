@@ -125,6 +125,8 @@ class Reader {
     tail_.fill(kNone);
   }
 
+  [[nodiscard]] std::size_t unterminated_notes() const { return unterminated_notes_; }
+
   Performance read() {
     const std::size_t tracks_at = read_header();
     std::size_t pos = tracks_at;
@@ -355,6 +357,7 @@ class Reader {
   }
 
   void close_open_notes(std::int64_t end_us) {
+    unterminated_notes_ += open_count_;
     for (unsigned key = 0; open_count_ > 0 && key < head_.size(); ++key) {
       for (std::uint32_t index = head_[key]; index != kNone; index = next_open_[index]) {
         Note& note = performance_.notes[index];
@@ -390,6 +393,7 @@ class Reader {
   std::array<std::uint32_t, 16 * 128> tail_{};
   std::vector<std::uint32_t> next_open_;
   std::size_t open_count_ = 0;
+  std::size_t unterminated_notes_ = 0;
 };
 
 }  // namespace
@@ -428,7 +432,12 @@ const char* to_string(SmfProblem problem) {
   return "unknown";
 }
 
-Performance parse_smf(std::span<const std::uint8_t> bytes) { return Reader(bytes).read(); }
+Performance parse_smf(std::span<const std::uint8_t> bytes, SmfReadReport* report) {
+  Reader reader(bytes);
+  Performance performance = reader.read();
+  if (report != nullptr) report->unterminated_notes = reader.unterminated_notes();
+  return performance;
+}
 
 namespace {
 
@@ -443,7 +452,7 @@ SmfError io_error(const std::filesystem::path& path, const std::string& what) {
 
 }  // namespace
 
-Performance read_smf(const std::filesystem::path& path) {
+Performance read_smf(const std::filesystem::path& path, SmfReadReport* report) {
   errno = 0;
   const File file(std::fopen(path.c_str(), "rb"));
   if (!file) throw io_error(path, "cannot open");
@@ -460,7 +469,7 @@ Performance read_smf(const std::filesystem::path& path) {
   if (std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
     throw io_error(path, "cannot read");
   try {
-    return parse_smf(bytes);
+    return parse_smf(bytes, report);
   } catch (const SmfError& e) {
     throw SmfError(e.problem(), e.byte_offset(), e.detail(), path.string());
   }

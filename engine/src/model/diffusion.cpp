@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "autocast.hpp"
 #include "tatumflow/engine/tokenizer.hpp"
 
 namespace tatumflow::model {
@@ -88,12 +89,15 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
   const std::int64_t width = batch.tokens.size(1) - 1;
   const auto inputs = batch.tokens.narrow(1, 0, width);
   const auto real = inputs.ne(tokens::kPad);
+  // Every draw comes from the CPU generator, so a run's noise is the same on any device.
+  const torch::Device device = inputs.device();
 
   const StyleOutput style = net->encode_style(batch.reference);
-  const auto z = style.mu + torch::exp(0.5 * style.logvar) * torch::randn(style.mu.sizes(), generator);
+  const auto z =
+      style.mu + torch::exp(0.5 * style.logvar) * torch::randn(style.mu.sizes(), generator).to(device);
   const TheoryOutput theory = net->encode_theory(batch.theory);
-  const auto style_keep = torch::rand({size}, generator).ge(config.style_dropout);
-  const auto theory_keep = torch::rand({size}, generator).ge(config.theory_dropout);
+  const auto style_keep = torch::rand({size}, generator).ge(config.style_dropout).to(device);
+  const auto theory_keep = torch::rand({size}, generator).ge(config.theory_dropout).to(device);
 
   const auto x0 = net->encode_latent(inputs);
   report.latent_variance = x0.detach().reshape({-1, x0.size(-1)}).var(0).mean().item<double>();
@@ -101,10 +105,12 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
   torch::Tensor token_loss;
   torch::Tensor diffusion_loss;
   if (diffusion) {
-    const auto noised = sample_noise_mask(size, width, config, generator).logical_and(real);
-    const auto t = torch::randint(1, schedule.steps() + 1, {size}, generator, torch::kInt64);
-    const auto alpha_bar = schedule.alpha_bar().index_select(0, t).to(torch::kFloat32).view({size, 1, 1});
-    const auto eps = torch::randn(x0.sizes(), generator);
+    const auto noised = sample_noise_mask(size, width, config, generator).to(device).logical_and(real);
+    const auto t_cpu = torch::randint(1, schedule.steps() + 1, {size}, generator, torch::kInt64);
+    const auto t = t_cpu.to(device);
+    const auto alpha_bar =
+        schedule.alpha_bar().index_select(0, t_cpu).to(device, torch::kFloat32).view({size, 1, 1});
+    const auto eps = torch::randn(x0.sizes(), generator).to(device);
     const auto x_t = torch::sqrt(alpha_bar) * x0 + torch::sqrt(1 - alpha_bar) * eps;
     const auto noised3 = noised.unsqueeze(-1);
     const auto input = torch::where(noised3, x_t, x0);
@@ -130,8 +136,9 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
     const auto noised_f = noised.to(torch::kFloat32);
     report.diffusion_loss = masked_mean(mse, noised_f, diffusion_loss);
 
-    const auto per_sample = ((mse * noised_f).sum(1) / noised_f.sum(1).clamp_min(1)).detach();
-    const auto t_acc = t.accessor<std::int64_t, 1>();
+    const auto per_sample =
+        ((mse * noised_f).sum(1) / noised_f.sum(1).clamp_min(1)).detach().to(torch::kCPU, torch::kFloat32);
+    const auto t_acc = t_cpu.accessor<std::int64_t, 1>();
     const auto loss_acc = per_sample.accessor<float, 1>();
     for (std::int64_t b = 0; b < size; ++b) {
       const auto bucket = static_cast<std::size_t>((t_acc[b] - 1) * kNoiseBuckets / schedule.steps());
@@ -150,7 +157,8 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
                             double(std::max<std::int64_t>(report.token_targets, 1));
   } else {
     const auto targets = batch.tokens.narrow(1, 1, width);
-    const auto c = net->condition(torch::zeros({size}), z, theory.fused, style_keep, theory_keep);
+    const auto c = net->condition(torch::zeros({size}, inputs.options().dtype(torch::kFloat32)), z,
+                                  theory.fused, style_keep, theory_keep);
     const auto logits = net->token_logits(
         net->backbone(x0, torch::full_like(inputs, kRoleAutoregressive), c, AttentionMode::kCausal));
     token_loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
@@ -184,9 +192,13 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
 SampledLatents sample_latents(TatumFlowNet& net, const NoiseSchedule& schedule, const LatentSampling& request,
                               torch::Generator& generator) {
   const Prediction prediction = net->config().prediction;
-  const std::int64_t total = schedule.steps();
+  if (request.start_time < 0 || request.start_time > schedule.steps()) {
+    throw ModelError("sample_latents: start_time " + std::to_string(request.start_time) + " outside 0.." +
+                     std::to_string(schedule.steps()));
+  }
+  const std::int64_t total = request.start_time > 0 ? request.start_time : schedule.steps();
   const int steps = std::clamp<int>(request.steps, 1, static_cast<int>(total));
-  // Evenly spaced times from T down to 0.
+  // Evenly spaced times from `total` down to 0.
   std::vector<std::int64_t> times;
   for (int k = steps; k >= 0; --k) times.push_back((total * k + steps - 1) / steps);
 
@@ -196,14 +208,21 @@ SampledLatents sample_latents(TatumFlowNet& net, const NoiseSchedule& schedule, 
                    torch::full(request.noised.sizes(), kRoleContext, torch::kInt64))
           .to(request.clean.device());
   auto x = torch::randn(request.clean.sizes(), generator).to(request.clean.device());
+  if (request.start_time > 0) {
+    const double ab = schedule.at(total);
+    x = std::sqrt(ab) * request.clean + std::sqrt(1 - ab) * x;
+  }
 
   const bool guided = request.unguided.defined() && request.guidance != 1.0;
-  const auto content = guided ? torch::cat({request.content, request.unguided}, 0) : request.content;
-  const auto batch_roles = guided ? roles.expand({2, roles.size(1)}) : roles;
+  // Guidance doubles the batch: the styled rows first, then the same rows unstyled.
+  const auto content = guided ? torch::cat({request.content, request.unguided.expand_as(request.content)}, 0)
+                              : request.content;
+  const auto batch_roles = guided ? torch::cat({roles, roles}, 0) : roles;
   const double eta = request.sampler == Sampler::kDdpm ? 1.0 : 0.0;
 
   SampledLatents result;
   torch::Tensor x0_hat;
+  const Bf16Autocast autocast(request.clean.device(), request.bf16);
   for (int i = 0; i < steps; ++i) {
     if (i > 0 && request.keep_going && !request.keep_going(i)) {
       result.stopped_early = true;
@@ -214,12 +233,15 @@ SampledLatents sample_latents(TatumFlowNet& net, const NoiseSchedule& schedule, 
     const double ab = schedule.at(t);
     const double ab_prev = schedule.at(t_prev);
     const auto input = torch::where(noised3, x, request.clean);
-    const auto batch_input = guided ? input.expand({2, input.size(1), input.size(2)}) : input;
+    const auto batch_input = guided ? torch::cat({input, input}, 0) : input;
     const auto c = net->time_condition(torch::full({1}, double(t), request.clean.options())) + content;
     const auto raw =
         net->predict_latent(net->backbone(batch_input, batch_roles, c, AttentionMode::kBidirectional));
     auto estimate = predicted_x0(prediction, raw, batch_input, torch::full({1}, ab, request.clean.options()));
-    if (guided) estimate = estimate[1] + request.guidance * (estimate[0] - estimate[1]);
+    if (guided) {
+      const auto halves = estimate.chunk(2, 0);
+      estimate = halves[1] + request.guidance * (halves[0] - halves[1]);
+    }
     // Project back to the latent sphere the encoder produces.
     x0_hat = torch::layer_norm(estimate.view_as(x), {x.size(-1)}, {}, {}, 1e-10);
     ++result.steps_run;

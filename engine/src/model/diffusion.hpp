@@ -61,19 +61,24 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
 enum class Sampler { kDdim, kDdpm };
 
 struct LatentSampling {
-  torch::Tensor clean;     // (1, T, latent): clean latents of the context positions (others ignored)
-  torch::Tensor noised;    // (1, T) bool: positions to generate
-  torch::Tensor content;   // (1, D): content_condition() of the style and theory
-  torch::Tensor unguided;  // (1, D): the same with the null style; undefined = no guidance
+  // B windows denoised together (one per session when batched; B = 1 otherwise).
+  torch::Tensor clean;     // (B, T, latent): clean latents of the context positions (others ignored)
+  torch::Tensor noised;    // (B, T) bool: positions to generate
+  torch::Tensor content;   // (B, D): content_condition() of the style and theory
+  torch::Tensor unguided;  // (1 or B, D): the same with the null style; undefined = no guidance
   double guidance = 1.0;   // x0 = uncond + guidance (cond - uncond)
   int steps = 50;
   Sampler sampler = Sampler::kDdim;
+  bool bf16 = true;  // bf16 autocast of the network on a CUDA device (the CPU always runs float32)
+  // 0: the noised positions start from pure noise at T. t in 1..T: they start
+  // from `clean` noised to time t and `steps` run from t down (SDEdit).
+  std::int64_t start_time = 0;
   // Asked before every step after the first; false stops and returns the latest x0 estimate.
   std::function<bool(int step)> keep_going;
 };
 
 struct SampledLatents {
-  torch::Tensor x0;  // (1, T, latent); context positions hold the clean latents
+  torch::Tensor x0;  // (B, T, latent); context positions hold the clean latents
   int steps_run = 0;
   bool stopped_early = false;
 };

@@ -8,8 +8,7 @@
 #include <cstring>
 
 #include "checkpoint.hpp"
-#include "diffusion.hpp"
-#include "network.hpp"
+#include "context.hpp"
 #include "sampling.hpp"
 #include "tatumflow/engine/model_api.hpp"
 #include "tatumflow/engine/random.hpp"
@@ -17,14 +16,6 @@
 namespace tatumflow::model {
 
 using tokens::Token;
-
-struct ModelContext::Impl {
-  explicit Impl(const ModelConfig& config) : net(config), schedule(config), device(torch::kCPU) {}
-  TatumFlowNet net;
-  NoiseSchedule schedule;
-  torch::Device device;
-  ModelInfo info;
-};
 
 struct GenerationState::Impl {
   const ModelContext::Impl* owner = nullptr;
@@ -44,21 +35,6 @@ constexpr double kMaxTokensPerSecond = 120.0;  // bounds a chunk even if the mod
 constexpr std::int64_t kDiffusionWindow = 512;
 constexpr int kMaxDiffusionBlocks = 4;
 constexpr std::size_t kMaxCatchUpSteps = 64;  // beyond this many new context tokens a prefill is cheaper
-
-// Translates torch failures at the API edge, so callers see only ModelError types.
-template <typename Error = ModelError, typename F>
-auto translate_errors(const std::string& what, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const c10::Error& e) {
-    throw Error(what + ": " + e.what_without_backtrace());
-  }
-}
-
-torch::Tensor token_tensor(std::span<const Token> sequence, const torch::Device& device) {
-  std::vector<std::int64_t> values(sequence.begin(), sequence.end());
-  return torch::tensor(values, torch::kInt64).to(device);
-}
 
 void copy_logits(const torch::Tensor& logits, std::vector<float>& out) {
   const auto cpu = logits.to(torch::kCPU, torch::kFloat32).contiguous();
@@ -236,6 +212,44 @@ void generate_diffusion(const ModelContext::Impl& model, GenerationState& public
 
 }  // namespace
 
+torch::Tensor token_tensor(std::span<const Token> sequence, const torch::Device& device) {
+  std::vector<std::int64_t> values(sequence.begin(), sequence.end());
+  return torch::tensor(values, torch::kInt64).to(device);
+}
+
+torch::Tensor style_vector(const StyleLatent& style, const GenerationControls& controls,
+                           const torch::Device& device) {
+  if (!controls.use_style) return {};
+  Rng style_rng(mix64(controls.seed ^ 0x5354594c45ULL));
+  std::vector<float> values(kStyleDim);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    // Box-Muller from the seeded generator: the same on every platform.
+    const double u1 = 1.0 - style_rng.uniform();
+    const double u2 = style_rng.uniform();
+    const double normal = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+    values[i] = style.mean[i] + controls.creativity * std::exp(0.5f * style.log_variance[i]) * float(normal);
+  }
+  return torch::tensor(values).view({1, kStyleDim}).to(device);
+}
+
+void check_controls(const GenerationControls& controls, const std::string& what) {
+  if (!(controls.temperature >= 0.0f) || !(controls.top_p > 0.0f && controls.top_p <= 1.0f) ||
+      controls.top_k < 0 || controls.diffusion_steps < 1 || !(controls.guidance >= 0.0f) ||
+      !(controls.creativity >= 0.0f)) {
+    throw ModelError(what +
+                     ": controls out of range (temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
+                     "diffusion_steps >= 1, guidance >= 0, creativity >= 0)");
+  }
+}
+
+void check_tokens(std::span<const Token> sequence, const std::string& what) {
+  for (Token token : sequence) {
+    if (token >= tokens::kVocabSize) {
+      throw ModelError(what + " token " + std::to_string(token) + " outside the vocabulary");
+    }
+  }
+}
+
 const char* to_string(GenerationMode mode) {
   return mode == GenerationMode::kDiffusion ? "diffusion" : "autoregressive";
 }
@@ -302,19 +316,8 @@ GeneratedChunk generate_chunk(const ModelContext& model, GenerationState& state,
     throw ModelError("generate_chunk: chunk_seconds must be in (0, 600], got " +
                      std::to_string(chunk_seconds));
   }
-  if (!(controls.temperature >= 0.0f) || !(controls.top_p > 0.0f && controls.top_p <= 1.0f) ||
-      controls.top_k < 0 || controls.diffusion_steps < 1 || !(controls.guidance >= 0.0f) ||
-      !(controls.creativity >= 0.0f)) {
-    throw ModelError(
-        "generate_chunk: controls out of range (temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
-        "diffusion_steps >= 1, "
-        "guidance >= 0, creativity >= 0)");
-  }
-  for (Token token : context) {
-    if (token >= tokens::kVocabSize) {
-      throw ModelError("generate_chunk: context token " + std::to_string(token) + " outside the vocabulary");
-    }
-  }
+  check_controls(controls, "generate_chunk");
+  check_tokens(context, "generate_chunk: context");
   return translate_errors("generate_chunk", [&] {
     c10::InferenceMode inference;
     const ModelContext::Impl& impl = model.impl();
@@ -331,21 +334,7 @@ GeneratedChunk generate_chunk(const ModelContext& model, GenerationState& state,
     plan.deadline = deadline;
     plan.sampling = {controls.temperature, controls.top_k, controls.top_p};
 
-    // The style noise depends on the seed only, so every chunk of an answer shares z.
-    Rng style_rng(mix64(controls.seed ^ 0x5354594c45ULL));
-    torch::Tensor z;
-    if (controls.use_style) {
-      std::vector<float> values(kStyleDim);
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        // Box-Muller from the seeded generator: the same on every platform.
-        const double u1 = 1.0 - style_rng.uniform();
-        const double u2 = style_rng.uniform();
-        const double normal = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-        values[i] =
-            style.mean[i] + controls.creativity * std::exp(0.5f * style.log_variance[i]) * float(normal);
-      }
-      z = torch::tensor(values).view({1, kStyleDim}).to(impl.device);
-    }
+    const torch::Tensor z = style_vector(style, controls, impl.device);
     torch::Tensor theory;
     if (controls.theory) theory = net->encode_theory(theory_tensor(*controls.theory).to(impl.device)).fused;
     const auto content = net->content_condition(z, theory);

@@ -81,6 +81,17 @@ torch::Tensor MultiScaleAttentionImpl::attend(const torch::Tensor& q, const torc
   const auto batch = q.size(0);
   const auto length = q.size(1);
   const auto rows = batch * heads_;
+#if TATUMFLOW_CUDA
+  if (q.is_cuda()) {
+    // Fused (flash) attention: no (N, N) score matrix in GPU memory.
+    const auto heads = [&](const torch::Tensor& x) {  // (B, N, D) -> (B, H, N, dh)
+      return x.reshape({batch, length, heads_, head_dim_}).transpose(1, 2);
+    };
+    return at::scaled_dot_product_attention(heads(q), heads(k), heads(v), {}, 0.0, causal)
+        .transpose(1, 2)
+        .reshape({batch, length, hidden_});
+  }
+#endif
   const auto split = [&](const torch::Tensor& x) {  // (B, N, D) -> (B H, N, dh)
     return x.reshape({batch, length, heads_, head_dim_}).transpose(1, 2).reshape({rows, length, head_dim_});
   };

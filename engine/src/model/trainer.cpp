@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "autocast.hpp"
 #include "checkpoint.hpp"
 #include "diffusion.hpp"
 #include "distributed.hpp"
@@ -220,8 +221,26 @@ std::string digest(const std::vector<torch::Tensor>& tensors) {
   return out.str();
 }
 
+TrainingBatch to_device(const TrainingBatch& batch, const torch::Device& device) {
+  if (device.is_cpu()) return batch;
+  return {batch.tokens.to(device, /*non_blocking=*/true), batch.reference.to(device, true),
+          batch.theory.to(device, true)};
+}
+
+torch::Device training_device(const std::string& name) {
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw ConfigError("unknown device \"" + name + "\" (use cpu, cuda or cuda:N)");
+  }
+  if (device.is_cuda() && !torch::cuda::is_available())
+    throw ConfigError("device \"" + name + "\" requested, but this build or machine has no CUDA");
+  return device;
+}
+
 Validation validate(TatumFlowNet& net, const NoiseSchedule& schedule, const BatchSource& source,
-                    const TrainConfig& config) {
+                    const TrainConfig& config, const torch::Device& device, bool bf16) {
   torch::NoGradGuard no_grad;
   net->eval();
   Validation result;
@@ -229,7 +248,8 @@ Validation validate(TatumFlowNet& net, const NoiseSchedule& schedule, const Batc
   for (int i = 0; i < config.val_batches; ++i) {
     // The same windows and noise at every validation, so the numbers are comparable.
     Rng rng(step_seed(config.seed, 0, i, kValidationSeed));
-    const TrainingBatch batch = source.next(rng, false);
+    const TrainingBatch batch = to_device(source.next(rng, false), device);
+    const Bf16Autocast autocast(device, bf16);
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(step_seed(config.seed, 0, i, kValidationSeed + 1));
     TrainConfig plain = config;
@@ -306,6 +326,7 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
   if (config.cache_dir.empty()) throw ConfigError("no token cache: set [data] cache or pass --cache");
 
   retain_freed_memory();
+  const torch::Device device = training_device(options.device);
   const std::unique_ptr<DataParallel> parallel = DataParallel::from_environment();
   TrainSummary summary;
   summary.rank = parallel ? parallel->rank() : 0;
@@ -343,6 +364,7 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
     read_tensors(init.archive, init.header.kind == "training" ? "ema" : "model", parameters,
                  config.init_from);
   }
+  net->to(device);
   torch::OrderedDict<std::string, torch::Tensor> ema;
   for (const auto& item : parameters) ema.insert(item.key(), item.value().detach().clone());
   auto optimizer = make_optimizer(net, config);
@@ -415,9 +437,12 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
     double loss = 0;
     double tokens = 0;
     for (int micro = 0; micro < config.grad_accum; ++micro) {
-      const TrainingBatch batch = training.next(data_rng, true);
+      const TrainingBatch batch = to_device(training.next(data_rng, true), device);
       const bool diffusion = data_rng.chance(config.diffusion_probability);
-      const LossReport report = compute_losses(net, schedule, batch, diffusion, config, generator);
+      const LossReport report = [&] {
+        const Bf16Autocast autocast(device, options.bf16);
+        return compute_losses(net, schedule, batch, diffusion, config, generator);
+      }();
       (report.total / config.grad_accum).backward();
       loss += report.total.item<double>() / config.grad_accum;
       tokens += batch.tokens.narrow(1, 0, config.window_tokens).ne(tokens::kPad).sum().item<double>();
@@ -453,7 +478,7 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
 
     std::optional<Validation> validation;
     if (lead && held_out && (step % config.val_every == 0 || step == config.steps)) {
-      validation = validate(net, schedule, *held_out, config);
+      validation = validate(net, schedule, *held_out, config, device, options.bf16);
       summary.validation_nll = validation->ar_nll;
     }
     if (lead && (step % config.log_every == 0 || validation || step == config.steps)) {
@@ -471,6 +496,8 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
     }
     if (lead && (step % config.checkpoint_every == 0 || step == config.steps)) save(step);
   }
+  // A run cut short by stop_after still leaves its last step on disk, to resume or to use.
+  if (lead && steps_this_run > 0 && step % config.checkpoint_every != 0 && step != config.steps) save(step);
   if (bar) bar->finish();
   csv.close();
 

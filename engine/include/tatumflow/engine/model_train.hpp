@@ -25,6 +25,9 @@ struct TrainOptions {
   // Stop after this many optimizer steps in this run (0: run to the end). The
   // learning-rate schedule still spans all steps; for tests and time-boxed jobs.
   std::int64_t stop_after = 0;
+  // "cpu", "cuda" or "cuda:N"; a CUDA device needs a CUDA build (-DTATUMFLOW_CUDA=ON).
+  std::string device = "cpu";
+  bool bf16 = true;      // bf16 autocast of the forward pass on a CUDA device (ignored on the CPU)
   bool progress = true;  // progress bar on stderr (rank 0)
   bool plot = true;      // loss curve PNG via scripts/plot-metrics at the end
 };

@@ -55,6 +55,11 @@ class SmfError : public std::runtime_error {
 
 [[nodiscard]] const char* to_string(SmfProblem problem);  // any thread
 
+// What parse_smf repaired while reading: a file without hanging notes has none.
+struct SmfReadReport {
+  std::size_t unterminated_notes = 0;  // note-ons with no note-off before the end of their track
+};
+
 // Reads formats 0, 1 and 2 (format 2 tracks are independent sequences, played
 // one after the other, each with its own tempo map). Every channel is read.
 // Tempo changes (FF 51) in track 0 apply to every track of a format 1 file; any
@@ -66,9 +71,10 @@ class SmfError : public std::runtime_error {
 // Other events, meta and sysex are skipped; running status survives them (as in
 // most readers, though the standard cancels it). Unknown chunks and anything
 // after the declared tracks are skipped. Throws SmfError; the result is sorted.
+// `report`, if given, receives what the reader had to repair.
 // Any thread except a real-time one.
-[[nodiscard]] Performance parse_smf(std::span<const std::uint8_t> bytes);
-[[nodiscard]] Performance read_smf(const std::filesystem::path& path);
+[[nodiscard]] Performance parse_smf(std::span<const std::uint8_t> bytes, SmfReadReport* report = nullptr);
+[[nodiscard]] Performance read_smf(const std::filesystem::path& path, SmfReadReport* report = nullptr);
 
 // Format 0, one track, 1000 ticks per quarter note at 500000 us per quarter
 // (0.5 ms ticks; onsets and durations round to the nearest tick). Notes and

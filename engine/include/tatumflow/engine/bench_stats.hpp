@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Order statistics for benchmark repeats and corpus bands. Pure functions that
+// allocate a sorted copy: any thread except a real-time one.
+#pragma once
+
+#include <vector>
+
+namespace tatumflow {
+
+// The `percent` percentile (0..100) by linear interpolation between the closest
+// ranks (numpy's default), so the 50th of an odd count is its middle value.
+// Throws std::invalid_argument for an empty set or a percent outside [0, 100].
+[[nodiscard]] double percentile(std::vector<double> values, double percent);  // any thread
+
+struct OrderStats {
+  double median = 0.0;
+  double min = 0.0;
+  double p90 = 0.0;
+};
+// Throws std::invalid_argument for an empty set. // any thread
+[[nodiscard]] OrderStats order_stats(const std::vector<double>& values);
+
+}  // namespace tatumflow
