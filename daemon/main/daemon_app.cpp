@@ -74,6 +74,7 @@ int DaemonApp::run() {
   open_ports();
   open_clock();
   open_osc();
+  set_notify_targets(config_.osc.notify);
   open_sessions();
   wait_for_signal();
   start_timers();
@@ -112,7 +113,14 @@ void DaemonApp::open_engine() {
                 std::to_string(model->info().parameters) + " parameters");
     model::GenerationControls base;
     base.use_style = true;
-    auto generator = std::make_unique<ModelGenerator>(std::move(model), base);
+    ModelGeneratorOptions options;
+    options.inject_device_failure_after_chunks = config_.daemon.inject_device_failure_after_chunks;
+    if (options.inject_device_failure_after_chunks > 0) {
+      log_.warning("daemon.inject_device_failure_after_chunks = " +
+                   std::to_string(options.inject_device_failure_after_chunks) +
+                   ": the model will fail on purpose (a test hook)");
+    }
+    auto generator = std::make_unique<ModelGenerator>(std::move(model), base, log_, options);
     encoder_ = generator.get();
     generator_ = std::move(generator);
 #else
@@ -248,8 +256,8 @@ DaemonApp::SessionSlot& DaemonApp::add_session(SessionSettings settings) {
       throw std::runtime_error("session '" + settings.name + "' exists");
   std::uint16_t id = 0;
   while (sessions_.count(id) != 0) ++id;
-  if (id >= kClockSource)
-    throw std::runtime_error("too many sessions (at most " + std::to_string(kClockSource) + ")");
+  if (id >= kFeedbackSource)
+    throw std::runtime_error("too many sessions (at most " + std::to_string(kFeedbackSource) + ")");
   SessionSlot slot;
   slot.input = input_index(settings.input);
   const std::uint8_t output = output_index(settings.output);
@@ -277,7 +285,14 @@ DaemonApp::SessionSlot& DaemonApp::add_session(SessionSettings settings) {
   slot.settings = std::move(settings);
   auto [it, inserted] = sessions_.emplace(id, std::move(slot));
   register_session_commands(it->second.settings.name);
+  send_state_cc(it->second);  // a controller's light starts from idle
   return it->second;
+}
+
+void DaemonApp::free_session(SessionSlot& slot) {
+  slot.session->stop_answer();
+  slot.session->save_style_if_changed(style_state_path(config_.daemon.state_dir, slot.settings.name));
+  sessions_.erase(slot.session->id());
 }
 
 DaemonApp::SessionSlot& DaemonApp::session_named(const std::string& name) {
@@ -288,7 +303,8 @@ DaemonApp::SessionSlot& DaemonApp::session_named(const std::string& name) {
 
 void DaemonApp::open_sessions() {
   for (const SessionSettings& s : config_.sessions) {
-    const SessionSlot& slot = add_session(s);
+    SessionSlot& slot = add_session(s);
+    slot.from_config = true;
     log_.info("session " + s.name + " (id " + std::to_string(slot.session->id()) + "): in '" + s.input +
               "' channel " + (s.input_channel == 0 ? std::string("omni") : std::to_string(s.input_channel)) +
               ", out '" + s.output + "' channel " + std::to_string(s.output_channel));
@@ -405,12 +421,33 @@ void DaemonApp::send_feedback(std::int64_t now_us) {
     slot.feedback = state;
     const char* word = feedback_word(static_cast<int>(state));
     log_.debug("session " + slot.settings.name + ": " + word);
-    for (const auto& to : listeners_) {
-      OscMessageOut message("/tf/" + slot.settings.name + "/state");
-      message.add(word);
-      osc_->send(to, message);
-    }
+    send_state_cc(slot);
+    OscMessageOut message("/tf/" + slot.settings.name + "/state");
+    message.add(word);
+    for (const auto& to : listeners_) osc_->send(to, message);
+    for (const auto& to : notify_targets_)
+      if (std::find(listeners_.begin(), listeners_.end(), to) == listeners_.end()) osc_->send(to, message);
   }
+}
+
+void DaemonApp::send_state_cc(const SessionSlot& slot) {
+  if (slot.settings.state_cc < 0) return;
+  const std::uint8_t port = slot.session->output_port();
+  // As soon as the port can take it: a sink that schedules ahead gets it its lead early.
+  const MidiEvent event{steady_now_us() + outputs_[port].sink->lead_us(),
+                        {static_cast<std::uint8_t>(0xB0 | slot.session->output_channel()),
+                         static_cast<std::uint8_t>(slot.settings.state_cc),
+                         kStateCcValues[static_cast<std::size_t>(slot.feedback)]},
+                        3,
+                        port};
+  scheduler_->schedule(event, kFeedbackSource);
+}
+
+void DaemonApp::set_notify_targets(const std::vector<OscTarget>& targets) {
+  notify_targets_.clear();
+  for (const OscTarget& target : targets)
+    notify_targets_.emplace_back(boost::asio::ip::make_address(target.address),
+                                 static_cast<std::uint16_t>(target.port));
 }
 
 void DaemonApp::save_styles() {
@@ -434,24 +471,159 @@ void DaemonApp::set_tempo(double tempo_bpm) {
 }
 
 void DaemonApp::reload_config() {
+  Config fresh;
   try {
-    Config fresh = load_with_environment(config_path_, overrides_);
-    log_.set_threshold(fresh.daemon.log_level);
-    for (auto& [id, slot] : sessions_) {
-      for (const SessionSettings& s : fresh.sessions) {
-        if (s.name != slot.settings.name) continue;
-        slot.session->set_phrase_rules(phrase_rules(s.phrase_end, fresh.scheduler.lookahead_beats));
-        slot.settings.phrase_end = s.phrase_end;
+    fresh = load_with_environment(config_path_, overrides_);
+  } catch (const std::exception& error) {
+    log_.error(std::string("SIGHUP: config not reloaded, still running on the previous one: ") +
+               error.what());
+    return;
+  }
+  std::vector<std::string> applied;
+  std::vector<std::string> restart;
+  // Keys that open ports, threads, sockets or the model, or move the bar grid,
+  // keep their running values until a restart.
+  const auto keep = [&restart](const char* key, auto& fresh_value, const auto& running_value) {
+    if (fresh_value == running_value) return;
+    restart.emplace_back(key);
+    fresh_value = running_value;
+  };
+  keep("daemon.state_dir", fresh.daemon.state_dir, config_.daemon.state_dir);
+  keep("daemon.model", fresh.daemon.model, config_.daemon.model);
+  keep("daemon.device", fresh.daemon.device, config_.daemon.device);
+  keep("daemon.engine", fresh.daemon.engine, config_.daemon.engine);
+  keep("daemon.inference_threads", fresh.daemon.inference_threads, config_.daemon.inference_threads);
+  keep("daemon.queue_capacity", fresh.daemon.queue_capacity, config_.daemon.queue_capacity);
+  keep("daemon.inject_device_failure_after_chunks", fresh.daemon.inject_device_failure_after_chunks,
+       config_.daemon.inject_device_failure_after_chunks);
+  keep("midi.api", fresh.midi.api, config_.midi.api);
+  keep("midi.clock_source", fresh.midi.clock_source, config_.midi.clock_source);
+  keep("midi.send_clock", fresh.midi.send_clock, config_.midi.send_clock);
+  keep("midi.beats_per_bar", fresh.midi.beats_per_bar, config_.midi.beats_per_bar);
+  keep("osc.bind_address", fresh.osc.bind_address, config_.osc.bind_address);
+  keep("osc.port", fresh.osc.port, config_.osc.port);
+  keep("osc.reply_port", fresh.osc.reply_port, config_.osc.reply_port);
+  keep("scheduler.realtime_priority", fresh.scheduler.realtime_priority, config_.scheduler.realtime_priority);
+  keep("scheduler.late_tolerance_ms", fresh.scheduler.late_tolerance_ms, config_.scheduler.late_tolerance_ms);
+  keep("scheduler.output_lead_ms", fresh.scheduler.output_lead_ms, config_.scheduler.output_lead_ms);
+  keep("scheduler.queue_capacity", fresh.scheduler.queue_capacity, config_.scheduler.queue_capacity);
+
+  const auto changed = [&applied](const char* key, const auto& fresh_value, const auto& running_value) {
+    if (fresh_value != running_value) applied.emplace_back(key);
+  };
+  changed("daemon.log_level", fresh.daemon.log_level, config_.daemon.log_level);
+  changed("daemon.styles_dir", fresh.daemon.styles_dir, config_.daemon.styles_dir);
+  changed("midi.tempo_bpm", fresh.midi.tempo_bpm, config_.midi.tempo_bpm);
+  changed("osc.notify", fresh.osc.notify, config_.osc.notify);
+  changed("scheduler.lookahead_beats", fresh.scheduler.lookahead_beats, config_.scheduler.lookahead_beats);
+  changed("scheduler.ready_margin_ms", fresh.scheduler.ready_margin_ms, config_.scheduler.ready_margin_ms);
+  changed("scheduler.chunk_bars", fresh.scheduler.chunk_bars, config_.scheduler.chunk_bars);
+  changed("scheduler.grid_division", fresh.scheduler.grid_division, config_.scheduler.grid_division);
+  log_.set_threshold(fresh.daemon.log_level);
+  if (fresh.midi.tempo_bpm != config_.midi.tempo_bpm) set_tempo(fresh.midi.tempo_bpm);
+  set_notify_targets(fresh.osc.notify);
+  config_ = fresh;  // its sessions become those running in reload_sessions
+  reload_sessions(fresh, applied, restart);
+
+  const auto join = [](const std::vector<std::string>& keys) {
+    std::string text;
+    for (const std::string& key : keys) text += (text.empty() ? "" : ", ") + key;
+    return text;
+  };
+  log_.notice("SIGHUP: reloaded " + config_path_.string() + ": " +
+              (applied.empty() ? std::string("nothing to change") : "applied " + join(applied)));
+  if (!restart.empty()) {
+    log_.warning("SIGHUP: " + join(restart) +
+                 " changed but take effect only on a restart; running with the previous values");
+  }
+}
+
+void DaemonApp::reload_sessions(const Config& fresh, std::vector<std::string>& applied,
+                                std::vector<std::string>& restart) {
+  const auto port_open = [](const auto& ports, const std::string& key) {
+    return std::any_of(ports.begin(), ports.end(), [&](const auto& port) { return port.key == key; });
+  };
+  std::vector<SessionSettings> running;
+  for (std::size_t i = 0; i < fresh.sessions.size(); ++i) {
+    SessionSettings s = fresh.sessions[i];
+    const std::string prefix = "session." + std::to_string(i) + ".";
+    // A port opened at startup can be switched to; a new one needs a restart.
+    const auto existing = std::find_if(sessions_.begin(), sessions_.end(), [&](const auto& entry) {
+      return entry.second.settings.name == s.name;
+    });
+    const SessionSettings* before = existing == sessions_.end() ? nullptr : &existing->second.settings;
+    if (!port_open(inputs_, s.input)) {
+      restart.push_back(prefix + "input");
+      if (before == nullptr) continue;
+      s.input = before->input;
+    }
+    if (!port_open(outputs_, s.output)) {
+      restart.push_back(prefix + "output");
+      if (before == nullptr) continue;
+      s.output = before->output;
+    }
+    running.push_back(s);
+    if (before == nullptr) {
+      try {
+        add_session(s).from_config = true;
+        applied.push_back(prefix + "name (new session " + s.name + ")");
+      } catch (const std::exception& error) {
+        log_.error("SIGHUP: session " + s.name + " not added: " + error.what());
+      }
+      continue;
+    }
+    SessionSlot& slot = existing->second;
+    const SessionSettings old = slot.settings;
+    const auto changed = [&](const char* key, const auto& fresh_value, const auto& running_value) {
+      const bool differs = fresh_value != running_value;
+      if (differs) applied.push_back(prefix + key);
+      return differs;
+    };
+    changed("input", s.input, old.input);
+    changed("input_channel", s.input_channel, old.input_channel);
+    changed("output", s.output, old.output);
+    changed("output_channel", s.output_channel, old.output_channel);
+    changed("phrase_end", s.phrase_end, old.phrase_end);
+    changed("learn_rate", s.learn_rate, old.learn_rate);
+    const bool state_cc = changed("state_cc", s.state_cc, old.state_cc);
+    // Controls and style are also set over OSC: only what the file changed
+    // overrides the live values.
+    AnswerControls& controls = slot.session->edit_style().controls();
+    if (changed("temperature", s.temperature, old.temperature))
+      controls.temperature = static_cast<float>(s.temperature);
+    if (changed("creativity", s.creativity, old.creativity))
+      controls.creativity = static_cast<float>(s.creativity);
+    if (changed("density", s.density, old.density)) controls.density = static_cast<float>(s.density);
+    if (changed("bars", s.bars, old.bars)) controls.bars = s.bars;
+    if (changed("style", s.style, old.style)) {
+      try {
+        slot.session->load_style(s.style, config_.daemon.styles_dir);
+      } catch (const std::exception& error) {
+        log_.warning("SIGHUP: session " + s.name + ": style '" + s.style + "' not loaded: " + error.what());
       }
     }
-    if (fresh.midi.tempo_bpm != config_.midi.tempo_bpm) set_tempo(fresh.midi.tempo_bpm);
-    config_.daemon.log_level = fresh.daemon.log_level;
-    config_.midi.tempo_bpm = fresh.midi.tempo_bpm;
-    log_.notice("SIGHUP: reloaded " + config_path_.string() +
-                " (log level, tempo, phrase ends; ports, engine, OSC and sessions need a restart)");
-  } catch (const std::exception& error) {
-    log_.error(std::string("SIGHUP: config not reloaded: ") + error.what());
+    slot.input = input_index(s.input);
+    slot.session->reconfigure(s, session_timing(config_.scheduler), output_index(s.output));
+    slot.settings = s;
+    slot.from_config = true;
+    if (state_cc) send_state_cc(slot);
   }
+  // Sessions the file no longer has; those made over OSC stay.
+  std::vector<std::string> dropped;
+  for (auto& [id, slot] : sessions_) {
+    const bool listed = std::any_of(running.begin(), running.end(),
+                                    [&](const SessionSettings& s) { return s.name == slot.settings.name; });
+    if (slot.from_config && !listed) dropped.push_back(slot.settings.name);
+  }
+  for (const std::string& name : dropped) {
+    try {
+      free_session(session_named(name));
+      applied.push_back("session " + name + " removed");
+    } catch (const StyleError& error) {
+      log_.error("SIGHUP: session " + name + ": " + error.what());
+    }
+  }
+  config_.sessions = std::move(running);
 }
 
 void DaemonApp::shutdown(const std::string& reason) {

@@ -71,6 +71,7 @@ class DaemonApp {
     std::uint8_t input = 0;
     std::unique_ptr<Session> session;
     Feedback feedback = Feedback::idle;
+    bool from_config = false;  // a reload may free it; /tf/session/new ones stay
   };
   // The MIDI clock master's output: every output port, through the scheduler.
   class ClockSink final : public ScheduledMidiSink {
@@ -83,7 +84,9 @@ class DaemonApp {
     std::size_t ports_;
   };
 
+  // Scheduler sources beside the sessions' (a session's source is its id).
   static constexpr std::uint16_t kClockSource = Scheduler::kMaxSources - 1;
+  static constexpr std::uint16_t kFeedbackSource = Scheduler::kMaxSources - 2;
 
   void open_engine();
   void open_ports();
@@ -108,9 +111,18 @@ class DaemonApp {
   void drain_input();
   void drain_results();
   void send_feedback(std::int64_t now_us);
+  // The session's state as its state CC, if it has one.
+  void send_state_cc(const SessionSlot& slot);
+  void set_notify_targets(const std::vector<OscTarget>& targets);
   void save_styles();
   void set_tempo(double tempo_bpm);
+  // SIGHUP: re-reads the file with the same overrides and applies what can
+  // change live; a bad file changes nothing.
   void reload_config();
+  // The reload's session part: appends the keys applied and those needing a restart.
+  void reload_sessions(const Config& fresh, std::vector<std::string>& applied,
+                       std::vector<std::string>& restart);
+  void free_session(SessionSlot& slot);
   void shutdown(const std::string& reason);
 
   void reply_done(const OscRequest& request);
@@ -138,7 +150,8 @@ class DaemonApp {
   std::map<std::uint16_t, SessionSlot> sessions_;
   std::set<std::string> registered_names_;
   std::unique_ptr<OscServer> osc_;
-  std::vector<boost::asio::ip::udp::endpoint> listeners_;  // /tf/notify
+  std::vector<boost::asio::ip::udp::endpoint> listeners_;       // /tf/notify
+  std::vector<boost::asio::ip::udp::endpoint> notify_targets_;  // osc.notify
   std::vector<boost::asio::ip::udp::endpoint> sync_waiters_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer save_timer_;

@@ -15,7 +15,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   cli.add_option("-c,--config", config_path, "TOML configuration file")->capture_default_str();
   cli.add_option("--set", overrides, "override a key: --set osc.port=9000 (repeatable)");
-  cli.set_version_flag("--version", std::string("tatumflowd ") + tatumflow::daemon::kDaemonVersion);
+#ifdef TATUMFLOW_HAVE_MODEL
+  constexpr const char* kEngines = " (engines: model, echo)";
+#else
+  constexpr const char* kEngines = " (engines: echo)";
+#endif
+  cli.set_version_flag("--version",
+                       std::string("tatumflowd ") + tatumflow::daemon::kDaemonVersion + kEngines);
+  cli.footer(
+      "Signals: SIGTERM or SIGINT release every sounding note, save the sessions' styles and exit; "
+      "SIGHUP re-reads the config file (with the same --set overrides) and applies what can change "
+      "while running (tempo, sessions, styles, phrase ends, osc.notify, log level), logging the keys "
+      "that need a restart. See configs/tatumflowd.toml for every key.");
   CLI11_PARSE(cli, argc, argv);
   try {
     tatumflow::daemon::DaemonApp app(config_path, overrides);

@@ -36,7 +36,9 @@ void DaemonApp::send_status(const OscRequest& request) {
     answers += slot.session->stats().answers;
   }
   // sessions, tempo, clock source, inference queue depth, inference ms per
-  // chunk, late output events, dropped late notes, real-time priority, answers.
+  // chunk, late output events, dropped late notes, real-time priority, answers,
+  // compute device ("none" for the echo engine), fell back to the CPU.
+  const ComputeStatus compute = generator_->compute_status();
   OscMessageOut reply("/tf/status.reply");
   reply.add(static_cast<std::int32_t>(sessions_.size()))
       .add(static_cast<float>(clock_.tempo_bpm()))
@@ -46,7 +48,9 @@ void DaemonApp::send_status(const OscRequest& request) {
       .add(static_cast<std::int32_t>(scheduler.late))
       .add(static_cast<std::int32_t>(late_notes))
       .add(realtime_ ? 1 : 0)
-      .add(static_cast<std::int32_t>(answers));
+      .add(static_cast<std::int32_t>(answers))
+      .add(compute.device)
+      .add(compute.fell_back ? 1 : 0);
   osc_->reply(request, reply);
 }
 
@@ -102,12 +106,8 @@ void DaemonApp::open_osc() {
     settings.name = std::string(r.message.arg_string(0));
     add_session(std::move(settings));
   });
-  command("/tf/session/free", "s", [this](const OscRequest& r) {
-    SessionSlot& slot = session_named(std::string(r.message.arg_string(0)));
-    slot.session->stop_answer();
-    slot.session->save_style_if_changed(style_state_path(config_.daemon.state_dir, slot.settings.name));
-    sessions_.erase(slot.session->id());
-  });
+  command("/tf/session/free", "s",
+          [this](const OscRequest& r) { free_session(session_named(std::string(r.message.arg_string(0)))); });
   command("/tf/tempo", "f", [this](const OscRequest& r) { set_tempo(r.message.arg_double(0)); });
   command("/tf/panic", "", [this](const OscRequest&) {
     for (auto& [id, slot] : sessions_) slot.session->stop_answer();

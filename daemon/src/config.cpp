@@ -244,6 +244,7 @@ void read_daemon(TableReader& r, DaemonSettings& d) {
   r.string("styles_dir", d.styles_dir, false);
   r.integer("inference_threads", d.inference_threads, 1, 16);
   r.integer("queue_capacity", d.queue_capacity, 1, 1024);
+  r.integer("inject_device_failure_after_chunks", d.inject_device_failure_after_chunks, 0, 1'000'000);
   r.finish();
 }
 
@@ -261,13 +262,53 @@ void read_midi(TableReader& r, MidiSettings& m) {
   r.finish();
 }
 
+bool is_numeric_address(const std::string& address) {
+  unsigned char buffer[16];
+  return inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), buffer) == 1;
+}
+
+// An array of "address:port" strings ("[v6 address]:port" for IPv6).
+void read_targets(TableReader& r, std::string_view key, std::vector<OscTarget>& out) {
+  const toml::node* node = r.take(key);
+  if (node == nullptr) return;
+  const toml::array* list = node->as_array();
+  if (list == nullptr)
+    r.fail_at(*node, key,
+              "expected an array of \"address:port\" strings, got " + std::string(type_name(node->type())));
+  out.clear();
+  for (const toml::node& item : *list) {
+    const auto* text = item.as_string();
+    if (text == nullptr)
+      r.fail_at(item, key, "expected \"address:port\", got " + std::string(type_name(item.type())));
+    const std::string& value = text->get();
+    const std::size_t colon = value.rfind(':');
+    std::string address;
+    int port = 0;
+    bool ok = colon != std::string::npos;
+    if (ok) {
+      address = value.substr(0, colon);
+      if (address.size() >= 2 && address.front() == '[' && address.back() == ']')
+        address = address.substr(1, address.size() - 2);
+      const char* end = value.data() + value.size();
+      const auto [stop, error] = std::from_chars(value.data() + colon + 1, end, port);
+      ok = error == std::errc{} && stop == end && port >= 1 && port <= 65535 && is_numeric_address(address);
+    }
+    if (!ok) {
+      r.fail_at(item, key,
+                "'" + value +
+                    "' is not \"address:port\" with a numeric address and a port 1-65535 "
+                    "(e.g. \"192.168.1.20:9000\")");
+    }
+    out.push_back({address, port});
+  }
+}
+
 void read_osc(TableReader& r, OscSettings& o) {
   const toml::node* address = r.take("bind_address");
   r.string("bind_address", o.bind_address, false);
   if (address != nullptr) {
-    unsigned char buffer[16];
-    if (inet_pton(AF_INET, o.bind_address.c_str(), buffer) != 1 &&
-        inet_pton(AF_INET6, o.bind_address.c_str(), buffer) != 1) {
+    if (!is_numeric_address(o.bind_address)) {
       r.fail_at(
           *address, "bind_address",
           "'" + o.bind_address + "' is not a numeric IPv4 or IPv6 address (use 0.0.0.0 for every interface)");
@@ -275,6 +316,7 @@ void read_osc(TableReader& r, OscSettings& o) {
   }
   r.integer("port", o.port, 1, 65535);
   r.integer("reply_port", o.reply_port, 1, 65535);
+  read_targets(r, "notify", o.notify);
   r.finish();
 }
 
@@ -350,6 +392,10 @@ void read_session(TableReader& r, SessionSettings& s) {
   r.number("creativity", s.creativity, 0.0, 1.0);
   r.number("density", s.density, 0.1, 4.0);
   r.integer("bars", s.bars, 1, 32);
+  const toml::node* state_cc = r.take("state_cc");
+  r.integer("state_cc", s.state_cc, -1, 119);
+  if (state_cc != nullptr && s.state_cc == 64)
+    r.fail_at(*state_cc, "state_cc", "64 is the sustain pedal: the synth would hold its notes");
   r.finish();
   if (s.phrase_end.silence_ms == 0 && s.phrase_end.bars == 0 && s.phrase_end.gesture_cc < 0) {
     r.fail_table("phrase_end: silence_ms, bars and gesture_cc are all off; only OSC could end a call");

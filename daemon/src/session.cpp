@@ -60,6 +60,19 @@ Session::Session(std::uint16_t id, const SessionSettings& settings, const Sessio
       style_(std::move(style)),
       clock_epoch_(clock.epoch()) {}
 
+void Session::reconfigure(const SessionSettings& settings, const SessionTiming& timing,
+                          std::uint8_t output_port) {
+  const auto channel = static_cast<std::uint8_t>(std::clamp(settings.output_channel, 1, 16) - 1);
+  if (output_port != output_port_ || channel != output_channel_) cancel_answer();
+  output_port_ = output_port;
+  output_channel_ = channel;
+  const std::int64_t measured_us = timing_.first_chunk_estimate_us;
+  timing_ = timing;
+  timing_.first_chunk_estimate_us = measured_us;
+  detector_.set_rules(phrase_rules(settings.phrase_end, timing.lookahead_beats));
+  settings_ = settings;
+}
+
 void Session::on_midi(const MidiEvent& event) {
   if (!event.is_channel_message()) return;
   if (settings_.input_channel != 0 && event.channel() != settings_.input_channel - 1) return;

@@ -2,8 +2,11 @@
 #include "tatumflow/daemon/model_generator.hpp"
 
 #include <chrono>
+#include <string>
 
+#include "tatumflow/daemon/continuation_stream.hpp"
 #include "tatumflow/engine/random.hpp"
+#include "tatumflow/protocol/midi_event.hpp"
 
 namespace tatumflow::daemon {
 
@@ -17,32 +20,61 @@ float rescale_squashed(float squashed, float c, float factor) {
   return scaled / (scaled + c);
 }
 
-class ModelStream final : public AnswerStream {
+// model::generate_chunk as the stream's continuer; the answer's own state
+// (attention cache, style, controls with a fixed seed).
+class ModelContinuer final : public Continuer {
  public:
-  ModelStream(std::shared_ptr<const model::ModelContext> model, const GenerationRequest& request,
-              model::GenerationControls controls)
-      : model_(std::move(model)),
-        context_(request.call_tokens),
-        style_(request.style),
-        controls_(std::move(controls)) {}
+  ModelContinuer(ModelGenerator& generator, const StyleLatent& style, model::GenerationControls controls)
+      : generator_(generator), model_(generator.current()), style_(style), controls_(std::move(controls)) {}
 
-  Performance next_chunk(const ChunkSpec& chunk, const std::atomic<bool>& cancel) override {
-    const auto deadline = std::chrono::steady_clock::time_point(std::chrono::microseconds(chunk.deadline_us));
-    const model::GeneratedChunk generated =
-        model::generate_chunk(*model_, state_, context_, style_, controls_,
-                              static_cast<double>(chunk.length_us) * 1e-6, &cancel, deadline);
-    context_.insert(context_.end(), generated.tokens.begin(), generated.tokens.end());
-    Performance out;
-    out.notes = generated.notes;
-    out.pedals = generated.pedals;
+  Continuation next(std::span<const tokens::Token> context, std::int64_t length_us, std::int64_t stop_us,
+                    const std::atomic<bool>& cancel) override {
+    const auto stop = std::chrono::steady_clock::time_point(std::chrono::microseconds(stop_us));
+    const double seconds = static_cast<double>(length_us) * 1e-6;
+    model::GeneratedChunk generated;
+    try {
+      use_current();
+      generated = run(context, seconds, cancel, stop);
+    } catch (const std::exception& error) {
+      if (!generator_.fall_back_from(*model_, error)) throw;
+      use_current();
+      // The failed step again on the CPU, unless its chunk could no longer be
+      // handed over in time: then the chunk stays silent.
+      if (steady_now_us() >= stop_us) {
+        Continuation skipped;
+        skipped.stopped = true;
+        return skipped;
+      }
+      generated = run(context, seconds, cancel, stop);
+    }
+    Continuation out;
+    out.tokens = std::move(generated.tokens);
+    out.notes = std::move(generated.notes);
+    out.pedals = std::move(generated.pedals);
     out.length_us = generated.length_us;
+    out.stopped = generated.cancelled || generated.deadline_missed;
     return out;
   }
 
  private:
+  // After a fallback (this answer's or another's): the CPU copy, with a fresh
+  // cache, as the old one lives on the failed device.
+  void use_current() {
+    std::shared_ptr<const model::ModelContext> now = generator_.current();
+    if (now == model_) return;
+    model_ = std::move(now);
+    state_ = model::GenerationState();
+  }
+
+  model::GeneratedChunk run(std::span<const tokens::Token> context, double seconds,
+                            const std::atomic<bool>& cancel, std::chrono::steady_clock::time_point stop) {
+    generator_.count_chunk(*model_);
+    return model::generate_chunk(*model_, state_, context, style_, controls_, seconds, &cancel, stop);
+  }
+
+  ModelGenerator& generator_;
   std::shared_ptr<const model::ModelContext> model_;
   model::GenerationState state_;
-  std::vector<tokens::Token> context_;
   StyleLatent style_;
   model::GenerationControls controls_;
 };
@@ -62,8 +94,12 @@ TheoryFeatures scale_density(TheoryFeatures features, float density) {
 }
 
 ModelGenerator::ModelGenerator(std::shared_ptr<const model::ModelContext> model,
-                               model::GenerationControls base)
-    : model_(std::move(model)), base_(std::move(base)) {}
+                               model::GenerationControls base, Logger& log, ModelGeneratorOptions options)
+    : model_(std::move(model)),
+      base_(std::move(base)),
+      log_(log),
+      options_(options),
+      can_fall_back_(model_->info().device != "cpu" || options.inject_device_failure_after_chunks > 0) {}
 
 std::unique_ptr<AnswerStream> ModelGenerator::begin(const GenerationRequest& request) {
   model::GenerationControls controls = base_;
@@ -73,11 +109,47 @@ std::unique_ptr<AnswerStream> ModelGenerator::begin(const GenerationRequest& req
   controls.seed = mix64(request.generation ^ (std::uint64_t{request.session} << 48));
   controls.theory = std::make_shared<const TheoryFeatures>(
       scale_density(model::theory_of(request.call_tokens), request.controls.density));
-  return std::make_unique<ModelStream>(model_, request, std::move(controls));
+  return std::make_unique<ContinuationStream>(
+      std::make_unique<ModelContinuer>(*this, request.style, std::move(controls)), request.call_tokens);
 }
 
 StyleLatent ModelGenerator::encode(std::span<const tokens::Token> tokens) {
-  return model::encode_style(*model_, tokens);
+  const std::shared_ptr<const model::ModelContext> model = current();
+  try {
+    return model::encode_style(*model, tokens);
+  } catch (const std::exception& error) {
+    if (!fall_back_from(*model, error)) throw;
+    return model::encode_style(*current(), tokens);
+  }
+}
+
+ComputeStatus ModelGenerator::compute_status() const {
+  return {current()->info().device, fell_back_.load(std::memory_order_acquire)};
+}
+
+std::shared_ptr<const model::ModelContext> ModelGenerator::current() const {
+  return fell_back_.load(std::memory_order_acquire) ? cpu_ : model_;
+}
+
+void ModelGenerator::count_chunk(const model::ModelContext& model) {
+  const int after = options_.inject_device_failure_after_chunks;
+  if (after <= 0 || &model != model_.get()) return;
+  if (primary_chunks_.fetch_add(1, std::memory_order_relaxed) >= after) {
+    throw model::ModelError("injected device failure after " + std::to_string(after) +
+                            " chunks (daemon.inject_device_failure_after_chunks, a test hook)");
+  }
+}
+
+bool ModelGenerator::fall_back_from(const model::ModelContext& model, const std::exception& error) {
+  if (&model != model_.get() || !can_fall_back_) return false;
+  const std::lock_guard lock(fallback_mutex_);
+  if (fell_back_.load(std::memory_order_acquire)) return true;  // another answer got there first
+  const model::ModelInfo& info = model_->info();
+  log_.error("model on " + info.device + " failed: " + error.what() + "; loading " + info.path.string() +
+             " on the CPU and generating there from now on");
+  cpu_ = model::ModelContext::load(info.path, "cpu");
+  fell_back_.store(true, std::memory_order_release);
+  return true;
 }
 
 }  // namespace tatumflow::daemon

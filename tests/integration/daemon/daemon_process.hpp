@@ -5,6 +5,7 @@
 // ports the daemon connects to.
 #pragma once
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,7 +16,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,13 +116,15 @@ class OscClient {
 };
 
 // tatumflowd as a child process with the echo engine, its OSC server on a free
-// port replying to `client`, state in `state_dir`.
+// port replying to `client`, state in `state_dir`; `config` instead of the
+// shipped one, and its log (stderr) into `log` when given.
 class DaemonProcess {
  public:
   DaemonProcess(const std::filesystem::path& state_dir, std::uint16_t reply_port,
-                const std::vector<std::string>& extra_overrides)
+                const std::vector<std::string>& extra_overrides,
+                const std::filesystem::path& config = kConfigPath, const std::filesystem::path& log = {})
       : osc_port_(free_udp_port()) {
-    std::vector<std::string> args{kDaemonPath.string(), "--config", kConfigPath.string()};
+    std::vector<std::string> args{kDaemonPath.string(), "--config", config.string()};
     const std::vector<std::string> overrides{"daemon.engine=echo", "daemon.state_dir=" + state_dir.string(),
                                              "midi.api=jack", "osc.port=" + std::to_string(osc_port_),
                                              "osc.reply_port=" + std::to_string(reply_port)};
@@ -132,7 +137,13 @@ class DaemonProcess {
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (!log.empty())
+      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                       0644);
+    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
   }
   ~DaemonProcess() {
     if (pid_ > 0 && !exited_) {
@@ -223,6 +234,25 @@ class PlayerRig {
   JackMidiClient::Sender sender_;
   std::vector<MidiEvent> events_;
 };
+
+// The whole of a text file (a daemon's log), empty when it cannot be read.
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Waits up to `timeout` for `needle` to appear in the file at `path`.
+inline bool wait_for_text(const std::filesystem::path& path, const std::string& needle,
+                          std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (read_text(path).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 inline MidiEvent midi3(std::int64_t time_us, std::uint8_t status, std::uint8_t d1, std::uint8_t d2) {
   return MidiEvent{time_us, {status, d1, d2}, 3, 0};

@@ -98,7 +98,7 @@ TEST(TatumflowdOsc, EveryCommandAnswersDoneOrFail) {
   osc.send(daemon.osc_port(), OscMessageOut("/tf/status"));
   const std::optional<OscMessageIn> status = osc.wait_for("/tf/status.reply");
   ASSERT_TRUE(status);
-  ASSERT_EQ(status->typetag(), "ifsifiiii");
+  ASSERT_EQ(status->typetag(), "ifsifiiiisi");
   EXPECT_EQ(status->arg_int(0), 1);                                 // sessions
   EXPECT_FLOAT_EQ(status->arg_float(1), 120.0f);                    // tempo
   EXPECT_EQ(status->arg_string(2), "internal");                     // clock source
@@ -106,6 +106,8 @@ TEST(TatumflowdOsc, EveryCommandAnswersDoneOrFail) {
   EXPECT_GE(status->arg_float(4), 0.0f);                            // inference ms
   EXPECT_EQ(status->arg_int(5), 0);                                 // late events
   EXPECT_TRUE(status->arg_int(7) == 0 || status->arg_int(7) == 1);  // real-time granted
+  EXPECT_EQ(status->arg_string(9), "none");  // compute device: the echo engine has none
+  EXPECT_EQ(status->arg_int(10), 0);         // no CPU fallback
 
   // Malformed packets: /tf/fail, and the daemon keeps answering.
   osc.send_raw(daemon.osc_port(), {'g', 'a', 'r', 'b', 'a', 'g', 'e', 0});

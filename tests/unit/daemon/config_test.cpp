@@ -52,6 +52,7 @@ engine = "echo"
 styles_dir = "/styles"
 inference_threads = 2
 queue_capacity = 8
+inject_device_failure_after_chunks = 3
 [midi]
 api = "jack"
 clock_source = "midi"
@@ -62,6 +63,7 @@ beats_per_bar = 3
 bind_address = "0.0.0.0"
 port = 57120
 reply_port = 9001
+notify = ["192.168.1.20:9000", "[::1]:9001"]
 [scheduler]
 realtime_priority = 0
 lookahead_beats = 2
@@ -83,6 +85,7 @@ temperature = 0.9
 creativity = 0.25
 density = 1.5
 bars = 8
+state_cc = 20
 [session.phrase_end]
 silence_ms = 0
 bars = 4
@@ -94,16 +97,19 @@ pedal_holds_phrase = false
   EXPECT_EQ(config.daemon.device, ComputeDevice::cuda);
   EXPECT_EQ(config.daemon.engine, AnswerEngine::echo);
   EXPECT_EQ(config.daemon.inference_threads, 2);
+  EXPECT_EQ(config.daemon.inject_device_failure_after_chunks, 3);
   EXPECT_EQ(config.midi.clock_source, ClockSource::midi);
   EXPECT_TRUE(config.midi.send_clock);
   EXPECT_DOUBLE_EQ(config.midi.tempo_bpm, 96.5);
   EXPECT_EQ(config.osc.port, 57120);
+  EXPECT_EQ(config.osc.notify, (std::vector<OscTarget>{{"192.168.1.20", 9000}, {"::1", 9001}}));
   EXPECT_DOUBLE_EQ(config.scheduler.lookahead_beats, 2.0);  // an integer is a number too
   EXPECT_EQ(config.scheduler.grid_division, 0);
   const SessionSettings& s = config.sessions.at(0);
   EXPECT_EQ(s.input_channel, 2);
   EXPECT_EQ(s.output_channel, 3);
   EXPECT_EQ(s.bars, 8);
+  EXPECT_EQ(s.state_cc, 20);
   EXPECT_EQ(s.phrase_end.bars, 4);
   EXPECT_EQ(s.phrase_end.gesture_cc, 67);
   EXPECT_FALSE(s.phrase_end.pedal_holds_phrase);
@@ -149,6 +155,8 @@ bars = "eight"
 TEST(Config, RangeAndChoiceErrors) {
   EXPECT_EQ(error_of("[osc]\nport = 70000\n[[session]]\nname = \"a\"\n").key(), "osc.port");
   EXPECT_EQ(error_of("[daemon]\ndevice = \"tpu\"\n[[session]]\nname = \"a\"\n").key(), "daemon.device");
+  EXPECT_EQ(error_of("[daemon]\ninject_device_failure_after_chunks = -1\n[[session]]\nname = \"a\"\n").key(),
+            "daemon.inject_device_failure_after_chunks");
   EXPECT_EQ(error_of("[osc]\nbind_address = \"localhost\"\n[[session]]\nname = \"a\"\n").key(),
             "osc.bind_address");
   const ConfigError bars = error_of("[[session]]\nname = \"a\"\nphrase_end = { bars = 3 }\n");
@@ -160,6 +168,23 @@ TEST(Config, RangeAndChoiceErrors) {
             "session.0.input_channel");
   EXPECT_EQ(error_of("[[session]]\nname = \"a\"\noutput_channel = \"omni\"\n").key(),
             "session.0.output_channel");
+}
+
+TEST(Config, StateCcAndNotifyTargetsAreChecked) {
+  EXPECT_EQ(parse_config(kMinimal, "test.toml").sessions[0].state_cc, -1);  // off by default
+  const ConfigError pedal = error_of("[[session]]\nname = \"a\"\nstate_cc = 64\n");
+  EXPECT_EQ(pedal.key(), "session.0.state_cc");
+  EXPECT_NE(std::string(pedal.what()).find("sustain pedal"), std::string::npos) << pedal.what();
+  // 120-127 are channel mode messages (all notes off...), not controllers.
+  EXPECT_EQ(error_of("[[session]]\nname = \"a\"\nstate_cc = 123\n").key(), "session.0.state_cc");
+  for (const char* bad :
+       {"\"localhost:9000\"", "\"127.0.0.1\"", "\"127.0.0.1:0\"", "\"127.0.0.1:9x\"", "9000"}) {
+    const ConfigError error =
+        error_of(std::string("[osc]\nnotify = [") + bad + "]\n[[session]]\nname = \"a\"\n");
+    EXPECT_EQ(error.key(), "osc.notify") << bad;
+    EXPECT_EQ(error.line(), 2) << bad;
+  }
+  EXPECT_EQ(error_of("[osc]\nnotify = \"127.0.0.1:9000\"\n[[session]]\nname = \"a\"\n").key(), "osc.notify");
 }
 
 TEST(Config, SessionProblems) {

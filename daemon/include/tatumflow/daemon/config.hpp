@@ -47,12 +47,15 @@ enum class ClockSource { internal, midi };
 struct DaemonSettings {
   std::string state_dir = "/var/lib/tatumflow";
   LogLevel log_level = LogLevel::info;
-  std::string model;  // checkpoint path; empty: the bundled CPU model
+  std::string model;  // checkpoint path (engine = model); scripts/run passes the bundled one
   ComputeDevice device = ComputeDevice::cpu;
   AnswerEngine engine = AnswerEngine::model;
   std::string styles_dir = "/usr/local/share/tatumflow/styles";  // bundled <name>.style files
   int inference_threads = 1;
   int queue_capacity = 16;  // pending generation requests
+  // Test hook: the model on `device` fails after this many chunks (model_generator.hpp); 0: off.
+  int inject_device_failure_after_chunks = 0;
+  friend bool operator==(const DaemonSettings&, const DaemonSettings&) = default;
 };
 
 struct MidiSettings {
@@ -61,12 +64,22 @@ struct MidiSettings {
   bool send_clock = false;
   double tempo_bpm = 120.0;
   int beats_per_bar = 4;
+  friend bool operator==(const MidiSettings&, const MidiSettings&) = default;
+};
+
+// A fixed receiver of state feedback (a tablet at a known address).
+struct OscTarget {
+  std::string address;  // numeric IPv4 or IPv6
+  int port = 0;
+  friend bool operator==(const OscTarget&, const OscTarget&) = default;
 };
 
 struct OscSettings {
   std::string bind_address = "127.0.0.1";
-  int port = 8000;        // TouchOSC's default outgoing port
-  int reply_port = 9000;  // TouchOSC's default incoming port
+  int port = 8000;                // TouchOSC's default outgoing port
+  int reply_port = 9000;          // TouchOSC's default incoming port
+  std::vector<OscTarget> notify;  // get feedback as if registered with /tf/notify
+  friend bool operator==(const OscSettings&, const OscSettings&) = default;
 };
 
 struct SchedulerSettings {
@@ -78,6 +91,7 @@ struct SchedulerSettings {
   int chunk_bars = 1;            // answer chunk length
   int grid_division = 12;        // answer onsets snap to 1/N beat; 0: no snapping
   int queue_capacity = 4096;     // events waiting in the scheduler
+  friend bool operator==(const SchedulerSettings&, const SchedulerSettings&) = default;
 };
 
 struct PhraseEndSettings {
@@ -86,6 +100,7 @@ struct PhraseEndSettings {
   int gesture_cc = -1;    // controller whose press ends the call; -1: off
   int min_call_ms = 300;
   bool pedal_holds_phrase = true;  // a held sustain pedal keeps the call going
+  friend bool operator==(const PhraseEndSettings&, const PhraseEndSettings&) = default;
 };
 
 struct SessionSettings {
@@ -100,8 +115,13 @@ struct SessionSettings {
   double temperature = 1.0;
   double creativity = 0.5;
   double density = 1.0;
-  int bars = 4;  // bars per answer
+  int bars = 4;       // bars per answer
+  int state_cc = -1;  // controller showing the session's state on its output; -1: off
+  friend bool operator==(const SessionSettings&, const SessionSettings&) = default;
 };
+
+// The values state_cc sends: idle, listening, thinking, answering.
+inline constexpr std::uint8_t kStateCcValues[4] = {0, 32, 64, 96};
 
 struct Config {
   DaemonSettings daemon;

@@ -97,6 +97,12 @@ class AnswerStream {
   virtual Performance next_chunk(const ChunkSpec& chunk, const std::atomic<bool>& cancel) = 0;
 };
 
+// Where a generator computes, for /tf/status.
+struct ComputeStatus {
+  std::string device = "none";  // "cpu", "cuda", "cuda:1"; "none": no model (the echo engine)
+  bool fell_back = false;       // a failing device was given up for the CPU
+};
+
 // The model's seam: implemented by the model adapter and by EchoGenerator.
 // begin() may run on several inference threads at once.
 class ChunkGenerator {
@@ -104,6 +110,8 @@ class ChunkGenerator {
   virtual ~ChunkGenerator() = default;
   // // inference thread
   [[nodiscard]] virtual std::unique_ptr<AnswerStream> begin(const GenerationRequest& request) = 0;
+  // // any thread
+  [[nodiscard]] virtual ComputeStatus compute_status() const { return {}; }
 };
 
 // The style encoder's seam (the model's encode_style). May run on several

@@ -101,11 +101,17 @@ class Session {
   // Throws StyleError.
   void save_style_if_changed(const std::filesystem::path& path);
 
-  void set_phrase_rules(const PhraseRules& rules) { detector_.set_rules(rules); }
+  // A reloaded config: input channel, output, phrase rules (from the next
+  // call), learn rate and timing (the measured first-chunk time is kept). A
+  // new output port or channel first stops the answer in progress, so no note
+  // is left sounding where the answer was playing.
+  void reconfigure(const SessionSettings& settings, const SessionTiming& timing, std::uint8_t output_port);
   [[nodiscard]] const PhraseDetector& detector() const { return detector_; }
 
   [[nodiscard]] std::uint16_t id() const { return id_; }
   [[nodiscard]] const std::string& name() const { return settings_.name; }
+  [[nodiscard]] std::uint8_t output_port() const { return output_port_; }
+  [[nodiscard]] std::uint8_t output_channel() const { return output_channel_; }
   [[nodiscard]] bool in_call() const { return detector_.in_call(); }
   // An answer is being generated or has events still to play.
   [[nodiscard]] bool answering(std::int64_t now_us) const;
