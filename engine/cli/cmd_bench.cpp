@@ -181,7 +181,7 @@ void run(const Options& options) {
 }
 
 struct RealtimeOptions {
-  std::string checkpoint = (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string();
+  std::string checkpoint = bundled_model_path();
   std::string call = (dataset::repo_dir() / "configs/demo/call.mid").string();
   model::RealtimeBenchOptions bench;
   bool no_bf16 = false;

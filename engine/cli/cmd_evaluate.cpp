@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// tatumflow evaluate: the continuation report of issue 5. Validation clips of
+// tatumflow evaluate: the continuation report (docs/evaluation.md). Validation clips of
 // one performer (20 s context -> 10 s) are continued by the model (with the
 // context's style and without style), by the Markov baseline and by copying
 // the prompt; every continuation is scored against the real one over several
@@ -781,10 +781,10 @@ void run(const Options& options) {
 
 const bool registered = register_command([](CLI::App& app) {
   auto options = std::make_shared<Options>();
-  options->checkpoint = (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string();
+  options->checkpoint = bundled_model_path();
   options->cache = (dataset::repo_dir() / "cache/pijama").string();
   CLI::App* cmd = app.add_subcommand(
-      "evaluate", "Continuation report: model vs Markov vs copy-the-prompt on validation clips (issue 5)");
+      "evaluate", "Continuation report: model vs Markov vs copy-the-prompt on validation clips");
   cmd->add_option("--checkpoint", options->checkpoint, "Model checkpoint (.tfc); default: the bundled model")
       ->capture_default_str();
   cmd->add_option("--data", options->data, "PiJAMA folder, for the classifier's validation accuracy")

@@ -166,7 +166,7 @@ const bool registered = register_command([](CLI::App& app) {
 
 #if TATUMFLOW_HAVE_MODEL
   auto options = std::make_shared<EncodeOptions>();
-  options->model = (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string();
+  options->model = bundled_model_path();
   CLI::App* encode = cmd->add_subcommand(
       "encode",
       "A performer's style from a token cache: the Gaussian matching the mixture of the style "

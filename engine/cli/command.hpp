@@ -22,6 +22,10 @@ void print_report(const nlohmann::json& report, bool json);
 // .mid or .midi, in any letter case.
 bool is_midi_file(const std::filesystem::path& path);
 
+// The bundled CPU model, found from the executable's checkout: the default
+// checkpoint of every command that loads one.
+std::string bundled_model_path();
+
 // Environment variable or fallback, for paths like TATUMFLOW_DATA.
 std::string env_or(const char* name, const std::string& fallback);
 

@@ -7,14 +7,14 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "tatumflow/engine/corpus.hpp"
+#include "command.hpp"
 #include "tatumflow/engine/style_file.hpp"
 #include "tatumflow/protocol/smf.hpp"
 
 namespace tatumflow::cli {
 
 void GenerationOptions::add_to(CLI::App* cmd, const std::string& out_help) {
-  model = (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string();
+  model = bundled_model_path();
   cmd->add_option("--out", out, out_help)->required();
   cmd->add_option("--model", model, "Trained model (.tfc); default: the bundled CPU model")
       ->capture_default_str();

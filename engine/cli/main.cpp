@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "command.hpp"
+#include "tatumflow/engine/corpus.hpp"
 
 namespace tatumflow::cli {
 
@@ -46,6 +47,8 @@ bool is_midi_file(const std::filesystem::path& path) {
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return ext == ".mid" || ext == ".midi";
 }
+
+std::string bundled_model_path() { return (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string(); }
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);

@@ -287,6 +287,7 @@ TrainConfig load_train_config(const fs::path& path) {
   loss.read("recon", config.loss.recon, 0.0, 1e3);
   loss.read("diff", config.loss.diff, 0.0, 1e3);
   loss.read("kl", config.loss.kl, 0.0, 1e3);
+  loss.read("kl_free_nats_per_dim", config.loss.kl_free_nats_per_dim, 0.0, 10.0);
   loss.read("theory", config.loss.theory, 0.0, 1e3);
   loss.read("readout", config.loss.readout, 0.0, 1e3);
   loss.finish();

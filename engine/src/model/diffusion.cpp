@@ -174,14 +174,16 @@ LossReport compute_losses(TatumFlowNet& net, const NoiseSchedule& schedule, cons
   const auto readout =
       F::cross_entropy(readout_logits.reshape({-1, readout_logits.size(-1)}), inputs.reshape({-1}),
                        F::CrossEntropyFuncOptions().ignore_index(tokens::kPad));
-  const auto kl = (-0.5 * (1 + style.logvar - style.mu.pow(2) - style.logvar.exp())).sum(1).mean();
+  const auto kl_per_dim = (-0.5 * (1 + style.logvar - style.mu.pow(2) - style.logvar.exp())).mean(0);
+  const auto kl = kl_per_dim.sum();
+  const auto kl_penalty = kl_per_dim.clamp_min(config.loss.kl_free_nats_per_dim).sum();
   const auto unit = F::normalize(theory.components, F::NormalizeFuncOptions().dim(-1));
   const auto gram = torch::bmm(unit, unit.transpose(1, 2)).abs();
   const auto pairs = double(unit.size(1) * (unit.size(1) - 1));
   const auto orthogonality = ((gram.sum({1, 2}) - gram.diagonal(0, 1, 2).sum(1)) / pairs).mean();
 
   const LossWeights& w = config.loss;
-  report.total = w.recon * token_loss + w.readout * readout + w.kl * kl + w.theory * orthogonality;
+  report.total = w.recon * token_loss + w.readout * readout + w.kl * kl_penalty + w.theory * orthogonality;
   if (diffusion) report.total = report.total + w.diff * diffusion_loss;
   report.readout = readout.item<double>();
   report.kl = kl.item<double>();

@@ -62,9 +62,13 @@ struct ModelConfig {
 };
 
 struct LossWeights {
-  double recon = 1.0;    // token cross-entropy (AR next token, or decoded predicted latents)
-  double diff = 0.5;     // diffusion MSE on noised positions
-  double kl = 0.1;       // style VAE
+  double recon = 1.0;  // token cross-entropy (AR next token, or decoded predicted latents)
+  double diff = 0.5;   // diffusion MSE on noised positions
+  double kl = 0.1;     // style VAE
+  // Free bits (Kingma et al. 2016): KL per latent dimension below this is not
+  // penalized. The KL is a per-sequence sum set against per-token losses, so
+  // without a floor the style encoder collapses to the prior.
+  double kl_free_nats_per_dim = 0.0;
   double theory = 0.2;   // mean |cos| between theory component embeddings
   double readout = 0.5;  // decoder reading clean latents
 };
