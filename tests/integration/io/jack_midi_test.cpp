@@ -129,10 +129,13 @@ TEST(JackMidiClient, WritesEachEventOnItsFrame) {
   EXPECT_EQ(output.output_latency_frames(), 0U);  // straight into another client
   auto sender = output.make_sender();
 
-  // 400 events 1777 us apart (85.3 frames: every offset within a period
-  // occurs), all queued at once well ahead of time.
+  // 400 events 2157 us apart, all queued at once well ahead of time. That is
+  // 103.54 frames: 0.6178 of a period past a whole one, the golden ratio, so
+  // successive offsets fill every frame of the period evenly. (1777 us, 85.3
+  // frames, is almost 4/3 of a period: its offsets stayed near 3 values and
+  // spread over all 64 only with enough clock drift.)
   constexpr int kEvents = 400;
-  constexpr std::int64_t kSpacingUs = 1777;
+  constexpr std::int64_t kSpacingUs = 2157;
   const std::int64_t base_us = steady_now_us() + 100'000;
   std::vector<std::int64_t> targets;
   for (int i = 0; i < kEvents; ++i) {
