@@ -128,6 +128,7 @@ TEST(TatumflowdTrading, FollowsARampingMidiClockOntoTheExternalDownbeat) {
   // to 140 bpm over 9 bars (a bar of count-in, the call, the answer).
   constexpr int kTicksPerBar = 4 * 24;
   constexpr int kRampTicks = 9 * kTicksPerBar;
+  const std::uint64_t xruns_before = rig.client().stats().xruns;
   const std::int64_t start_us = steady_now_us() + 300'000;
   std::vector<std::int64_t> tick_us;
   double t = static_cast<double>(start_us);
@@ -158,9 +159,12 @@ TEST(TatumflowdTrading, FollowsARampingMidiClockOntoTheExternalDownbeat) {
   ASSERT_TRUE(first_on_us) << "no answer";
   const double error_us = static_cast<double>(*first_on_us - answer_us);
   RecordProperty("ramp_start_error_us", static_cast<int>(error_us));
-  std::printf("answer start error against the external downbeat under the ramp: %.0f us\n", error_us);
-  // One period of our output plus the follower's ~1.5 ms tracking error in a ramp.
-  EXPECT_LE(std::abs(error_us), kPeriodUs + 1500.0);
+  const std::uint64_t xruns = rig.client().stats().xruns - xruns_before;
+  std::printf("answer start error against the external downbeat under the ramp: %.0f us (JACK xruns: %llu)\n",
+              error_us, static_cast<unsigned long long>(xruns));
+  // One period of our output plus the follower's ~1.5 ms tracking error in a
+  // ramp; the grid where an xrun moved the time map (see kXrunToleranceUs).
+  EXPECT_LE(std::abs(error_us), xruns == 0 ? kPeriodUs + 1500.0 : kXrunToleranceUs);
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait_exit(), 0);
   std::filesystem::remove_all(state);
