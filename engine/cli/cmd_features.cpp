@@ -6,6 +6,7 @@
 #include <string>
 
 #include "command.hpp"
+#include "tatumflow/engine/bench_stats.hpp"
 #include "tatumflow/engine/theory_features.hpp"
 #include "tatumflow/protocol/smf.hpp"
 
@@ -22,21 +23,17 @@ struct Options {
 // How many chord runs the text report lists.
 constexpr std::size_t kChordsShown = 16;
 
-double milliseconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
-
 void run(const Options& options) {
   const auto read_started = std::chrono::steady_clock::now();
   const Performance performance = read_smf(options.path);
-  const double read_ms = milliseconds_since(read_started);
+  const double read_ms = ms_since(read_started);
 
   TheoryOptions theory;
   if (options.tempo_bpm > 0) theory.beat_period_us = std::llround(60e6 / options.tempo_bpm);
   theory.chord_window_beats = options.window_beats;
   const auto started = std::chrono::steady_clock::now();
   const TheoryFeatures f = compute_theory_features(performance, theory);
-  const double compute_ms = milliseconds_since(started);
+  const double compute_ms = ms_since(started);
 
   nlohmann::json chord_types = nlohmann::json::object();
   for (int type = 0; type < kChordTypeCount; ++type) {

@@ -13,6 +13,7 @@
 #include "diffusion.hpp"
 #include "network.hpp"
 #include "sampling.hpp"
+#include "tatumflow/engine/bench_stats.hpp"
 #include "tatumflow/engine/model_bench.hpp"
 #include "tatumflow/engine/random.hpp"
 
@@ -23,10 +24,6 @@ using tokens::Token;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // A grammatical prompt of exactly `length` tokens: tokens::encode() of seeded
 // random piano notes (chords now and then), cut to length.

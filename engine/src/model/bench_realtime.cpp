@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "context.hpp"
+#include "tatumflow/engine/bench_stats.hpp"
 #include "tatumflow/engine/model_bench.hpp"
 #include "tatumflow/engine/random.hpp"
 
@@ -19,10 +20,6 @@ using tokens::Token;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // Times `runs` cold first chunks (a fresh state each, as for a new call) in `mode`.
 std::vector<double> time_first_chunks(const ModelContext& model, std::span<const Token> call,

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Order statistics for benchmark repeats and corpus bands. Pure functions that
-// allocate a sorted copy: any thread except a real-time one.
+// Timing and order statistics for benchmark repeats and corpus bands. The
+// order statistics allocate a sorted copy: any thread except a real-time one.
 #pragma once
 
+#include <chrono>
 #include <vector>
 
 namespace tatumflow {
+
+// Milliseconds of the steady clock since `start`.  // any thread
+[[nodiscard]] inline double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
 
 // The `percent` percentile (0..100) by linear interpolation between the closest
 // ranks (numpy's default), so the 50th of an odd count is its middle value.
