@@ -21,7 +21,8 @@ struct Options {
   std::string performer;
   std::string transcription = "kong";
   std::size_t max_files = 0;
-  std::size_t window_tokens = 257;  // the bundled model's training window plus its target
+  std::size_t window_tokens = 513;  // the bundled model's training window plus its target
+  std::size_t context_tokens = 256;
   int markov_order = 4;
   bool skip_markov = false;
   bool json = false;
@@ -86,6 +87,7 @@ void run(const Options& options) {
   const dataset::TokenCache cache = dataset::TokenCache::open(options.cache);
   EvalSelection selection;
   selection.window_tokens = options.window_tokens;
+  selection.context_tokens = options.context_tokens;
   selection.max_files = options.max_files;
   selection.performer = options.performer;
   selection.transcription = std::nullopt;
@@ -99,6 +101,7 @@ void run(const Options& options) {
                            {"validation_files", windows.performances},
                            {"windows", windows.windows.size()},
                            {"window_tokens", options.window_tokens},
+                           {"context_tokens", options.context_tokens},
                            {"seconds_of_music", windows.seconds_of_music}};
   if (!options.checkpoint.empty()) report["model"] = model_report(options.checkpoint, windows);
   if (!options.skip_markov) report["markov"] = markov_report(cache, windows, options.markov_order);
@@ -112,13 +115,22 @@ void run(const Options& options) {
 
 const bool registered = register_command([](CLI::App& app) {
   auto options = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("eval", "Token-level evaluation on the validation split (model and Markov baseline)");
-  cmd->add_option("--checkpoint", options->checkpoint, "Model checkpoint (omit to evaluate only the baseline)");
-  cmd->add_option("--cache", options->cache, "Token cache built by `tatumflow dataset build`")->capture_default_str();
-  cmd->add_option("--performer", options->performer, "Only validation performances by this performer (substring)");
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Token-level evaluation on the validation split (model and Markov baseline)");
+  cmd->add_option("--checkpoint", options->checkpoint,
+                  "Model checkpoint (omit to evaluate only the baseline)");
+  cmd->add_option("--cache", options->cache, "Token cache built by `tatumflow dataset build`")
+      ->capture_default_str();
+  cmd->add_option("--performer", options->performer,
+                  "Only validation performances by this performer (substring)");
   cmd->add_option("--transcription", options->transcription, "kong, midi or both")->capture_default_str();
   cmd->add_option("--max-files", options->max_files, "At most this many validation performances (0: all)");
-  cmd->add_option("--window-tokens", options->window_tokens, "Tokens per scored window")->capture_default_str();
+  cmd->add_option("--window-tokens", options->window_tokens, "Tokens per window")->capture_default_str();
+  cmd->add_option(
+         "--context-tokens", options->context_tokens,
+         "Overlap of consecutive windows: tokens every scored token after the first window sees at least "
+         "(0: consecutive windows)")
+      ->capture_default_str();
   cmd->add_option("--markov-order", options->markov_order, "Longest Markov context")->capture_default_str();
   cmd->add_flag("--no-markov", options->skip_markov, "Skip the Markov baseline");
   cmd->add_flag("--json", options->json, "Print the report as JSON");

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace tatumflow {
 
@@ -14,6 +17,27 @@ bool contains_ignoring_case(const std::string& text, const std::string& part) {
 }
 }  // namespace
 
+std::vector<ScoredWindow> scored_windows(std::span<const tokens::Token> sequence, std::size_t window_tokens,
+                                         std::size_t context_tokens) {
+  if (window_tokens < 2 || context_tokens + 1 >= window_tokens) {
+    throw std::invalid_argument(
+        "scored windows: " + std::to_string(context_tokens) + " context tokens need windows longer than " +
+        std::to_string(context_tokens + 1) + " tokens, not " + std::to_string(window_tokens));
+  }
+  std::vector<ScoredWindow> windows;
+  if (sequence.size() < 2) return windows;
+  // A window's first token has nothing before it to be predicted from, so
+  // consecutive windows share at least that one.
+  const std::size_t overlap = std::max<std::size_t>(context_tokens, 1);
+  const std::size_t stride = window_tokens - overlap;
+  for (std::size_t start = 0;; start += stride) {
+    const std::size_t length = std::min(window_tokens, sequence.size() - start);
+    windows.push_back({sequence.subspan(start, length), start == 0 ? 1 : overlap});
+    if (start + length == sequence.size()) break;
+  }
+  return windows;
+}
+
 EvalWindows validation_windows(const dataset::TokenCache& cache, const EvalSelection& selection) {
   EvalWindows result;
   const auto& performances = cache.performances();
@@ -21,12 +45,12 @@ EvalWindows validation_windows(const dataset::TokenCache& cache, const EvalSelec
     const auto& performance = performances[i];
     if (performance.split != dataset::Split::kValidation) continue;
     if (selection.transcription && performance.transcription != *selection.transcription) continue;
-    if (!selection.performer.empty() && !contains_ignoring_case(performance.performer, selection.performer)) continue;
+    if (!selection.performer.empty() && !contains_ignoring_case(performance.performer, selection.performer))
+      continue;
     if (selection.max_files > 0 && result.performances == selection.max_files) break;
     const auto sequence = cache.tokens(i);
-    for (std::size_t start = 0; start < sequence.size(); start += selection.window_tokens) {
-      result.windows.push_back(sequence.subspan(start, std::min(selection.window_tokens, sequence.size() - start)));
-    }
+    const auto windows = scored_windows(sequence, selection.window_tokens, selection.context_tokens);
+    result.windows.insert(result.windows.end(), windows.begin(), windows.end());
     ++result.performances;
     result.seconds_of_music += performance.seconds;
   }
@@ -40,6 +64,28 @@ std::vector<std::span<const tokens::Token>> training_sequences(const dataset::To
     if (performances[i].split == dataset::Split::kTrain) sequences.push_back(cache.tokens(i));
   }
   return sequences;
+}
+
+MarkovEvaluation evaluate(const MarkovModel& model, std::span<const ScoredWindow> windows,
+                          double seconds_of_music) {
+  MarkovEvaluation result;
+  double nll = 0.0;
+  std::int64_t correct = 0;
+  for (const ScoredWindow& window : windows) {
+    for (std::size_t i = window.first_scored; i < window.tokens.size(); ++i) {
+      const auto history = window.tokens.first(i);
+      nll -= model.log_prob(history, window.tokens[i]);
+      correct += model.predict(history) == window.tokens[i] ? 1 : 0;
+      ++result.tokens;
+    }
+  }
+  if (result.tokens == 0) return result;
+  const auto count = static_cast<double>(result.tokens);
+  result.nll_per_token = nll / count;
+  result.perplexity = std::exp(result.nll_per_token);
+  result.token_accuracy = static_cast<double>(correct) / count;
+  result.bits_per_second_of_music = seconds_of_music > 0 ? nll / std::log(2.0) / seconds_of_music : 0.0;
+  return result;
 }
 
 }  // namespace tatumflow

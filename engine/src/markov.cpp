@@ -76,7 +76,8 @@ MarkovModel::MarkovModel(int max_order) : max_order_(max_order) {
   if (max_order < 0 || max_order > 32) throw std::invalid_argument("Markov order must be 0-32");
 }
 
-void MarkovModel::context_keys(std::span<const tokens::Token> history, std::vector<std::uint64_t>& keys) const {
+void MarkovModel::context_keys(std::span<const tokens::Token> history,
+                               std::vector<std::uint64_t>& keys) const {
   keys.clear();
   std::uint64_t key = nonzero(mix(0x51ed270b27b1e1a3ULL));
   keys.push_back(key);
@@ -143,28 +144,6 @@ tokens::Token MarkovModel::sample(std::span<const tokens::Token> history, std::m
   }
   std::discrete_distribution<int> pick(weights.begin(), weights.end());
   return static_cast<tokens::Token>(pick(rng));
-}
-
-MarkovEvaluation evaluate(const MarkovModel& model, const std::vector<std::span<const tokens::Token>>& sequences,
-                          double seconds_of_music) {
-  MarkovEvaluation result;
-  double nll = 0.0;
-  std::int64_t correct = 0;
-  for (const auto& sequence : sequences) {
-    for (std::size_t i = 1; i < sequence.size(); ++i) {
-      const auto history = sequence.first(i);
-      nll -= model.log_prob(history, sequence[i]);
-      correct += model.predict(history) == sequence[i] ? 1 : 0;
-      ++result.tokens;
-    }
-  }
-  if (result.tokens == 0) return result;
-  const auto count = static_cast<double>(result.tokens);
-  result.nll_per_token = nll / count;
-  result.perplexity = std::exp(result.nll_per_token);
-  result.token_accuracy = static_cast<double>(correct) / count;
-  result.bits_per_second_of_music = seconds_of_music > 0 ? nll / std::log(2.0) / seconds_of_music : 0.0;
-  return result;
 }
 
 }  // namespace tatumflow

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "tatumflow/engine/evaluation.hpp"
+
 namespace tatumflow {
 namespace {
 
@@ -53,7 +55,8 @@ TEST(Markov, EvaluationBeatsUniformOnPredictableData) {
   const auto train = repeating({5, 6, 7, 8, 9, 100, 200}, 100);
   model.train(train);
   const auto held_out = repeating({5, 6, 7, 8, 9, 100, 200}, 10);
-  const MarkovEvaluation result = evaluate(model, {std::span<const Token>(held_out)}, 7.0);
+  const ScoredWindow window{held_out, 1};
+  const MarkovEvaluation result = evaluate(model, std::span(&window, 1), 7.0);
   EXPECT_EQ(result.tokens, static_cast<std::int64_t>(held_out.size() - 1));
   EXPECT_LT(result.nll_per_token, 0.2);
   EXPECT_GT(result.token_accuracy, 0.95);

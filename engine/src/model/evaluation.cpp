@@ -14,15 +14,14 @@ namespace F = torch::nn::functional;
 constexpr std::size_t kBatchWindows = 16;
 
 // (B, L) int64 of windows [first, first + count), PAD after a short one's end.
-torch::Tensor stack_windows(const std::vector<std::span<const tokens::Token>>& windows, std::size_t first,
-                            std::size_t count) {
+torch::Tensor stack_windows(std::span<const ScoredWindow> windows, std::size_t first, std::size_t count) {
   std::size_t length = 0;
-  for (std::size_t i = first; i < first + count; ++i) length = std::max(length, windows[i].size());
+  for (std::size_t i = first; i < first + count; ++i) length = std::max(length, windows[i].tokens.size());
   auto batch = torch::full({static_cast<std::int64_t>(count), static_cast<std::int64_t>(length)},
                            static_cast<std::int64_t>(tokens::kPad), torch::kInt64);
   auto access = batch.accessor<std::int64_t, 2>();
   for (std::size_t b = 0; b < count; ++b) {
-    const auto window = windows[first + b];
+    const auto window = windows[first + b].tokens;
     for (std::size_t j = 0; j < window.size(); ++j)
       access[static_cast<std::int64_t>(b)][static_cast<std::int64_t>(j)] = window[j];
   }
@@ -32,9 +31,8 @@ torch::Tensor stack_windows(const std::vector<std::span<const tokens::Token>>& w
 }  // namespace
 
 CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
-                                         const std::vector<std::span<const tokens::Token>>& windows,
-                                         double seconds_of_music, std::span<const double> noise_levels,
-                                         std::uint64_t seed) {
+                                         std::span<const ScoredWindow> windows, double seconds_of_music,
+                                         std::span<const double> noise_levels, std::uint64_t seed) {
   LoadedCheckpoint loaded = read_checkpoint(checkpoint);
   TatumFlowNet net(loaded.header.config);
   auto parameters = net->named_parameters();
@@ -61,7 +59,12 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
                        std::to_string(max_length) + " positions");
     }
     const auto inputs = batch.narrow(1, 0, width);
-    const auto targets = batch.narrow(1, 1, width);
+    // Context tokens are not targets: PAD is ignored by the loss.
+    const auto targets = batch.narrow(1, 1, width).clone();
+    for (std::size_t b = 0; b < count; ++b) {
+      const auto unscored = static_cast<std::int64_t>(windows[first + b].first_scored) - 1;
+      targets[static_cast<std::int64_t>(b)].narrow(0, 0, std::min(unscored, width)).fill_(tokens::kPad);
+    }
     const auto valid = targets.ne(tokens::kPad);
     const auto x0 = net->encode_latent(inputs);
 

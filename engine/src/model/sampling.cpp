@@ -33,11 +33,13 @@ void TokenGrammar::push(Token token) {
       now_steps_ = (now_steps_ / tokens::kStepsPerChunk + 1) * tokens::kStepsPerChunk;
       velocity_bin_ = -1;
       notes_this_step_ = 0;
+      pitches_this_step_.reset();
       break;
     case Kind::TimeShift:
       now_steps_ += tokens::value_of(token);
       after_shift_ = true;
       notes_this_step_ = 0;
+      pitches_this_step_.reset();
       break;
     case Kind::Velocity:
       velocity_bin_ = tokens::value_of(token);
@@ -45,6 +47,7 @@ void TokenGrammar::push(Token token) {
       break;
     case Kind::NoteOn:
       ++notes_this_step_;
+      pitches_this_step_.set(static_cast<std::size_t>(token - tokens::kNoteOnBase));
       expect_ = Expect::kDuration;
       break;
     case Kind::SustainOn:
@@ -67,6 +70,7 @@ void TokenGrammar::mask(std::span<float> logits) const {
     const int keep_count = expect_ == Expect::kDuration ? tokens::kMaxDurationSteps : tokens::kPitchCount;
     block(logits, 0, keep_begin);
     block(logits, keep_begin + keep_count, tokens::kVocabSize - keep_begin - keep_count);
+    if (expect_ == Expect::kNoteOn) block_pitches_started_this_step(logits);
     return;
   }
   block(logits, tokens::kPad, tokens::kChunk);  // PAD SOS EOS MASK
@@ -81,12 +85,20 @@ void TokenGrammar::mask(std::span<float> logits) const {
     block(logits, tokens::kTimeShiftBase + room, tokens::kMaxShiftSteps - room);
   }
   if (velocity_bin_ < 0) block(logits, tokens::kNoteOnBase, tokens::kPitchCount);
+  block_pitches_started_this_step(logits);
   if (velocity_bin_ >= 0) block(logits, tokens::kVelocityBase + velocity_bin_, 1);
   block(logits, pedal_down_ ? tokens::kSustainOn : tokens::kSustainOff, 1);
   if (notes_this_step_ >= kMaxNotesPerStep) {
     block(logits, tokens::kNoteOnBase, tokens::kPitchCount);
     block(logits, tokens::kVelocityBase, tokens::kVelocityBins);
     block(logits, tokens::kSustainOn, 2);
+  }
+}
+
+void TokenGrammar::block_pitches_started_this_step(std::span<float> logits) const {
+  for (int pitch = 0; pitch < tokens::kPitchCount; ++pitch) {
+    if (pitches_this_step_.test(static_cast<std::size_t>(pitch)))
+      block(logits, tokens::kNoteOnBase + pitch, 1);
   }
 }
 

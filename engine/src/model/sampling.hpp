@@ -4,6 +4,7 @@
 // constructors, so the decode loop does not. Inference thread.
 #pragma once
 
+#include <bitset>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -18,7 +19,8 @@ namespace tatumflow::model {
 // the first note of each 5 s chunk, one TIME_SHIFT per move and never across a
 // chunk boundary (<T> comes first), pedal changes only as transitions. Special
 // tokens, NOTE_OFF (never emitted by the encoder) and EOS are never allowed.
-// At most kMaxNotesPerStep notes per 10 ms step, so the clock always advances.
+// At most kMaxNotesPerStep notes per 10 ms step, so the clock always advances,
+// and no pitch twice in one step (it would sound as one louder note).
 class TokenGrammar {
  public:
   static constexpr int kMaxNotesPerStep = 16;
@@ -34,6 +36,8 @@ class TokenGrammar {
   [[nodiscard]] int velocity_bin() const { return velocity_bin_; }  // -1: none stated since the last <T>
 
  private:
+  void block_pitches_started_this_step(std::span<float> logits) const;
+
   enum class Expect : std::uint8_t { kAny, kNoteOn, kDuration };
   Expect expect_ = Expect::kAny;
   std::int64_t now_steps_ = 0;
@@ -41,6 +45,7 @@ class TokenGrammar {
   bool pedal_down_ = false;
   bool after_shift_ = false;
   int notes_this_step_ = 0;
+  std::bitset<tokens::kPitchCount> pitches_this_step_;
 };
 
 struct SamplingOptions {

@@ -104,6 +104,26 @@ TEST(TokenGrammar, PedalAndChordLimits) {
   EXPECT_TRUE(allowed(grammar, shift(3)));  // the clock must move on
 }
 
+TEST(TokenGrammar, NoPitchTwiceInOneStep) {
+  TokenGrammar grammar;
+  grammar.push(velocity(12));
+  grammar.push(note_on(60));
+  grammar.push(duration(8));
+  EXPECT_FALSE(allowed(grammar, note_on(60)));
+  EXPECT_TRUE(allowed(grammar, note_on(61)));
+  grammar.push(velocity(20));
+  EXPECT_FALSE(allowed(grammar, note_on(60)));  // a new velocity does not make it a new note
+  grammar.push(note_on(62));
+  grammar.push(duration(8));
+  grammar.push(shift(1));
+  EXPECT_TRUE(allowed(grammar, note_on(60)));
+  grammar.push(note_on(60));
+  grammar.push(duration(8));
+  grammar.push(tokens::kChunk);
+  grammar.push(velocity(20));
+  EXPECT_TRUE(allowed(grammar, note_on(60)));  // a chunk boundary moves the clock too
+}
+
 TEST(TokenSampler, GreedyAndTopKOneTakeTheBest) {
   TokenSampler sampler;
   Rng rng(1);

@@ -70,17 +70,4 @@ class MarkovModel {
   Table<PairEntry> pairs_;
 };
 
-struct MarkovEvaluation {
-  std::int64_t tokens = 0;
-  double nll_per_token = 0.0;  // nats
-  double perplexity = 0.0;
-  double token_accuracy = 0.0;
-  double bits_per_second_of_music = 0.0;
-};
-
-// Scores every token after the first of each sequence, as the neural model's evaluation does.
-[[nodiscard]] MarkovEvaluation evaluate(const MarkovModel& model,
-                                        const std::vector<std::span<const tokens::Token>>& sequences,
-                                        double seconds_of_music);
-
 }  // namespace tatumflow

@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "tatumflow/engine/tokenizer.hpp"
+#include "tatumflow/engine/evaluation.hpp"
 
 namespace tatumflow::model {
 
@@ -36,12 +36,13 @@ struct CheckpointEvaluation {
   std::vector<ReconstructionScore> reconstruction;
 };
 
-// Scores every token after the first of each window given the tokens before it
-// in that window, with no style or theory (the learned null conditions), the
-// way the Markov baseline sees the same windows. Throws CheckpointError/ModelError.
+// Scores each window's scored tokens given the tokens before them in that
+// window, with no style or theory (the learned null conditions), the way the
+// Markov baseline sees the same windows. Throws CheckpointError/ModelError.
 [[nodiscard]] CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
-                                                       const std::vector<std::span<const tokens::Token>>& windows,
-                                                       double seconds_of_music, std::span<const double> noise_levels,
+                                                       std::span<const ScoredWindow> windows,
+                                                       double seconds_of_music,
+                                                       std::span<const double> noise_levels,
                                                        std::uint64_t seed);
 
 }  // namespace tatumflow::model

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// `tatumflow eval` on the bundled model and a synthetic token cache: the model
+// and the Markov baseline score the same tokens, overlapping (strided) windows
+// score every token once as consecutive ones do, and a window that leaves
+// nothing to score fails with a message that says what.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "../../support/cli_run.hpp"
+#include "../../support/model_fixtures.hpp"
+#include "tatumflow/engine/dataset.hpp"
+
+namespace tatumflow {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kModel = fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc";
+
+class EvalCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    directory_ = new testing::TempDir("tf-eval-cli");
+    cache_ = new fs::path(testing::build_synthetic_cache(directory_->path(), 6, 20.0));
+  }
+  static void TearDownTestSuite() {
+    delete cache_;
+    delete directory_;
+  }
+  void SetUp() override {
+    if (!fs::exists(testing::cli_path())) GTEST_SKIP() << "no CLI at " << testing::cli_path();
+    if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;
+  }
+
+  static testing::CliResult eval(const std::string& window_options) {
+    return testing::run_cli("eval --json --transcription both --checkpoint " + kModel.string() + " --cache " +
+                                cache_->string() + " " + window_options,
+                            directory_->path());
+  }
+
+  // Every validation token after each performance's first.
+  static std::int64_t validation_targets() {
+    const dataset::TokenCache cache = dataset::TokenCache::open(*cache_);
+    std::int64_t targets = 0;
+    for (std::size_t i = 0; i < cache.performances().size(); ++i) {
+      if (cache.performances()[i].split == dataset::Split::kValidation) {
+        targets += static_cast<std::int64_t>(cache.tokens(i).size()) - 1;
+      }
+    }
+    return targets;
+  }
+
+  static testing::TempDir* directory_;
+  static fs::path* cache_;
+};
+
+testing::TempDir* EvalCli::directory_ = nullptr;
+fs::path* EvalCli::cache_ = nullptr;
+
+TEST_F(EvalCli, ModelAndMarkovScoreTheSameTokensOnce) {
+  const testing::CliResult consecutive = eval("--window-tokens 129 --context-tokens 0");
+  ASSERT_EQ(consecutive.status, 0) << consecutive.err;
+  const testing::CliResult strided = eval("--window-tokens 129 --context-tokens 64");
+  ASSERT_EQ(strided.status, 0) << strided.err;
+  const nlohmann::json a = nlohmann::json::parse(consecutive.out);
+  const nlohmann::json b = nlohmann::json::parse(strided.out);
+
+  const std::int64_t targets = validation_targets();
+  ASSERT_GT(targets, 300);
+  for (const nlohmann::json* report : {&a, &b}) {
+    EXPECT_EQ((*report)["model"]["tokens"].get<std::int64_t>(), targets);
+    EXPECT_EQ((*report)["markov"]["tokens"].get<std::int64_t>(), targets);
+    const double model_nll = (*report)["model"]["nll_per_token"];
+    const double markov_nll = (*report)["markov"]["nll_per_token"];
+    EXPECT_TRUE(std::isfinite(model_nll) && model_nll > 0.0) << model_nll;
+    EXPECT_NEAR((*report)["model_nll_below_markov_fraction"].get<double>(), 1.0 - model_nll / markov_nll,
+                1e-9);
+    EXPECT_NEAR(std::exp(model_nll), (*report)["model"]["perplexity"].get<double>(),
+                1e-6 * std::exp(model_nll));
+  }
+  // Overlap only adds context: more windows, the same tokens, different scores for the model.
+  EXPECT_GT(b["windows"].get<int>(), a["windows"].get<int>());
+  EXPECT_NE(a["model"]["nll_per_token"].get<double>(), b["model"]["nll_per_token"].get<double>());
+  EXPECT_EQ(b["context_tokens"], 64);
+}
+
+TEST_F(EvalCli, ContextFillingTheWindowIsRefused) {
+  const testing::CliResult too_much_context = eval("--window-tokens 129 --context-tokens 128");
+  EXPECT_NE(too_much_context.status, 0);
+  EXPECT_NE(too_much_context.err.find("128 context tokens need windows longer than 129 tokens"),
+            std::string::npos)
+      << too_much_context.err;
+}
+
+}  // namespace
+}  // namespace tatumflow
