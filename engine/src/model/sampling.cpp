@@ -2,6 +2,7 @@
 #include "sampling.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -104,6 +105,36 @@ void TokenGrammar::block_pitches_started_this_step(std::span<float> logits) cons
 
 TokenSampler::TokenSampler() : order_(tokens::kVocabSize), weights_(tokens::kVocabSize) {}
 
+Kind TokenSampler::keep_one_kind(std::span<const float> logits, int& count, float temperature, Rng& rng) {
+  std::array<double, static_cast<std::size_t>(Kind::Invalid) + 1> mass{};
+  float top = kBlocked;
+  for (int i = 0; i < count; ++i)
+    top = std::max(top, logits[static_cast<std::size_t>(order_[static_cast<std::size_t>(i)])]);
+  double total = 0.0;
+  for (int i = 0; i < count; ++i) {
+    const Token token = static_cast<Token>(order_[static_cast<std::size_t>(i)]);
+    const double weight = std::exp((logits[static_cast<std::size_t>(token)] - top) / temperature);
+    mass[static_cast<std::size_t>(tokens::kind_of(token))] += weight;
+    total += weight;
+  }
+  double draw = rng.uniform() * total;
+  std::size_t kind = 0;  // rounding past the end leaves the last kind with mass
+  for (std::size_t k = 0; k < mass.size(); ++k) {
+    if (mass[k] == 0.0) continue;
+    kind = k;
+    if (draw < mass[k]) break;
+    draw -= mass[k];
+  }
+  int kept = 0;
+  for (int i = 0; i < count; ++i) {
+    const int token = order_[static_cast<std::size_t>(i)];
+    if (static_cast<std::size_t>(tokens::kind_of(static_cast<Token>(token))) == kind)
+      order_[static_cast<std::size_t>(kept++)] = token;
+  }
+  count = kept;
+  return static_cast<Kind>(kind);
+}
+
 Token TokenSampler::sample(std::span<const float> logits, const SamplingOptions& options, Rng& rng) {
   int count = 0;
   for (int i = 0; i < static_cast<int>(logits.size()); ++i) {
@@ -115,8 +146,12 @@ Token TokenSampler::sample(std::span<const float> logits, const SamplingOptions&
   const auto begin = order_.begin();
   if (options.temperature <= 0.0f)
     return static_cast<Token>(*std::min_element(begin, begin + count, by_logit));
-
-  if (options.top_k > 0 && options.top_k < count) {
+  bool truncate = false;
+  if (options.top_k > 0 || options.top_p < 1.0f) {
+    const Kind kind = keep_one_kind(logits, count, options.temperature, rng);
+    truncate = kind != Kind::TimeShift && kind != Kind::Duration;
+  }
+  if (truncate && options.top_k > 0 && options.top_k < count) {
     std::nth_element(begin, begin + options.top_k - 1, begin + count, by_logit);
     count = options.top_k;
   }
@@ -128,7 +163,7 @@ Token TokenSampler::sample(std::span<const float> logits, const SamplingOptions&
     weights_[index] = std::exp((logit(order_[index]) - top) / options.temperature);
     total += weights_[index];
   }
-  if (options.top_p < 1.0f) {
+  if (truncate && options.top_p < 1.0f) {
     // Keep the smallest prefix whose probability reaches top_p.
     double kept = 0.0;
     int keep = 0;

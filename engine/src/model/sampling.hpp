@@ -48,6 +48,12 @@ class TokenGrammar {
   std::bitset<tokens::kPitchCount> pitches_this_step_;
 };
 
+// top_k and top_p cut within one kind of token (note, velocity, ...), drawn
+// first from the whole distribution, and never cut time shifts or durations.
+// Cut across kinds, they favour kinds whose mass sits on a few tokens (notes)
+// over kinds whose mass is spread (time shifts); cut within the timing kinds,
+// they drop the long rests and notes of the tail. Both made the music denser
+// than the model's own (docs/training.md).
 struct SamplingOptions {
   float temperature = 1.0f;  // <= 0: greedy
   int top_k = 0;             // 0: all
@@ -62,6 +68,10 @@ class TokenSampler {
   [[nodiscard]] tokens::Token sample(std::span<const float> logits, const SamplingOptions& options, Rng& rng);
 
  private:
+  // Draws a kind from the untruncated distribution over order_[0, count) and
+  // keeps only that kind's tokens there (count becomes how many); returns it.
+  tokens::Kind keep_one_kind(std::span<const float> logits, int& count, float temperature, Rng& rng);
+
   std::vector<int> order_;
   std::vector<double> weights_;
 };

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "../../support/model_fixtures.hpp"
 #include "tatumflow/engine/model_config.hpp"
@@ -128,34 +129,72 @@ TEST(TokenSampler, GreedyAndTopKOneTakeTheBest) {
   TokenSampler sampler;
   Rng rng(1);
   auto logits = open_logits();
-  logits[700] = 5.0f;
-  logits[701] = 4.9f;
-  EXPECT_EQ(sampler.sample(logits, {0.0f, 0, 1.0f}, rng), 700);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(sampler.sample(logits, {2.0f, 1, 1.0f}, rng), 700);
+  logits[note_on(60)] = 5.0f;
+  logits[note_on(61)] = 4.9f;
+  EXPECT_EQ(sampler.sample(logits, {0.0f, 0, 1.0f}, rng), note_on(60));
+  // Top-k cuts within the kind drawn: with only notes open, the best note.
+  std::fill_n(logits.begin(), tokens::kNoteOnBase, -std::numeric_limits<float>::infinity());
+  std::fill(logits.begin() + tokens::kNoteOnBase + tokens::kPitchCount, logits.end(),
+            -std::numeric_limits<float>::infinity());
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sampler.sample(logits, {2.0f, 1, 1.0f}, rng), note_on(60));
+}
+
+TEST(TokenSampler, TruncationKeepsEachKindsShare) {
+  // Half the mass on one note, half spread over 100 time shifts: cut across
+  // kinds, top-k 50 would give the note 0.5 / (0.5 + 49 * 0.005) = 67 %.
+  TokenSampler sampler;
+  Rng rng(4);
+  auto logits = std::vector<float>(tokens::kVocabSize, -std::numeric_limits<float>::infinity());
+  logits[note_on(60)] = std::log(0.5f);
+  for (int steps = 1; steps <= 100; ++steps) logits[shift(steps)] = std::log(0.005f);
+  int notes = 0;
+  const int draws = 20000;
+  for (int i = 0; i < draws; ++i) {
+    const Token token = sampler.sample(logits, {1.0f, 50, 0.9f}, rng);
+    if (token == note_on(60)) {
+      ++notes;
+    } else {
+      ASSERT_EQ(tokens::kind_of(token), tokens::Kind::TimeShift);
+    }
+  }
+  EXPECT_NEAR(notes / double(draws), 0.5, 0.02);
+}
+
+TEST(TokenSampler, TimingIsNeverTruncated) {
+  // Long rests and long notes live in the tail: top-k 1 still draws them.
+  TokenSampler sampler;
+  Rng rng(5);
+  for (auto timing : {shift, duration}) {
+    auto logits = std::vector<float>(tokens::kVocabSize, -std::numeric_limits<float>::infinity());
+    for (int steps = 1; steps <= 100; ++steps) logits[timing(steps)] = steps == 1 ? 0.0f : -3.0f;
+    std::set<Token> drawn;
+    for (int i = 0; i < 2000; ++i) drawn.insert(sampler.sample(logits, {1.0f, 1, 0.5f}, rng));
+    EXPECT_GT(drawn.size(), 50U);
+  }
 }
 
 TEST(TokenSampler, FollowsTheSoftmaxAndNeverDrawsMaskedTokens) {
   TokenSampler sampler;
   Rng rng(2);
   auto logits = std::vector<float>(tokens::kVocabSize, -std::numeric_limits<float>::infinity());
-  logits[10] = std::log(0.6f);
-  logits[11] = std::log(0.3f);
-  logits[12] = std::log(0.1f);
+  logits[note_on(60)] = std::log(0.6f);
+  logits[note_on(61)] = std::log(0.3f);
+  logits[note_on(62)] = std::log(0.1f);
   int counts[3] = {0, 0, 0};
   const int draws = 20000;
   for (int i = 0; i < draws; ++i) {
     const Token token = sampler.sample(logits, {1.0f, 0, 1.0f}, rng);
-    ASSERT_GE(token, 10);
-    ASSERT_LE(token, 12);
-    ++counts[token - 10];
+    ASSERT_GE(token, note_on(60));
+    ASSERT_LE(token, note_on(62));
+    ++counts[token - note_on(60)];
   }
   EXPECT_NEAR(counts[0] / double(draws), 0.6, 0.02);
   EXPECT_NEAR(counts[1] / double(draws), 0.3, 0.02);
   EXPECT_NEAR(counts[2] / double(draws), 0.1, 0.02);
   // Nucleus 0.5: the 0.6 token alone reaches it.
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(sampler.sample(logits, {1.0f, 0, 0.5f}, rng), 10);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(sampler.sample(logits, {1.0f, 0, 0.5f}, rng), note_on(60));
   // Nucleus 0.8: the first two.
-  for (int i = 0; i < 200; ++i) EXPECT_LE(sampler.sample(logits, {1.0f, 0, 0.8f}, rng), 11);
+  for (int i = 0; i < 200; ++i) EXPECT_LE(sampler.sample(logits, {1.0f, 0, 0.8f}, rng), note_on(61));
 }
 
 TEST(TokenSampler, AllMaskedIsAnError) {
