@@ -44,7 +44,7 @@ nlohmann::json markov_report(const dataset::TokenCache& cache, const EvalWindows
     }
   }
   const double train_seconds = seconds_since(started);
-  const MarkovEvaluation result = evaluate(markov, windows.windows, windows.seconds_of_music);
+  const TokenScore result = evaluate(markov, windows.windows, windows.seconds_of_music);
   return {{"order", order},
           {"contexts", markov.contexts()},
           {"tokens", result.tokens},

@@ -66,26 +66,30 @@ std::vector<std::span<const tokens::Token>> training_sequences(const dataset::To
   return sequences;
 }
 
-MarkovEvaluation evaluate(const MarkovModel& model, std::span<const ScoredWindow> windows,
-                          double seconds_of_music) {
-  MarkovEvaluation result;
-  double nll = 0.0;
-  std::int64_t correct = 0;
+TokenScore token_score(double nll, double correct, std::int64_t tokens, double seconds_of_music) {
+  TokenScore score;
+  score.tokens = tokens;
+  if (tokens == 0) return score;
+  score.nll_per_token = nll / double(tokens);
+  score.perplexity = std::exp(score.nll_per_token);
+  score.token_accuracy = correct / double(tokens);
+  score.bits_per_second_of_music = seconds_of_music > 0 ? nll / std::log(2.0) / seconds_of_music : 0.0;
+  return score;
+}
+
+TokenScore evaluate(const MarkovModel& model, std::span<const ScoredWindow> windows,
+                    double seconds_of_music) {
+  double nll = 0.0, correct = 0.0;
+  std::int64_t scored = 0;
   for (const ScoredWindow& window : windows) {
     for (std::size_t i = window.first_scored; i < window.tokens.size(); ++i) {
       const auto history = window.tokens.first(i);
       nll -= model.log_prob(history, window.tokens[i]);
-      correct += model.predict(history) == window.tokens[i] ? 1 : 0;
-      ++result.tokens;
+      correct += model.predict(history) == window.tokens[i] ? 1.0 : 0.0;
+      ++scored;
     }
   }
-  if (result.tokens == 0) return result;
-  const auto count = static_cast<double>(result.tokens);
-  result.nll_per_token = nll / count;
-  result.perplexity = std::exp(result.nll_per_token);
-  result.token_accuracy = static_cast<double>(correct) / count;
-  result.bits_per_second_of_music = seconds_of_music > 0 ? nll / std::log(2.0) / seconds_of_music : 0.0;
-  return result;
+  return token_score(nll, correct, scored, seconds_of_music);
 }
 
 }  // namespace tatumflow

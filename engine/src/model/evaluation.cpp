@@ -47,6 +47,7 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
   for (const auto& parameter : net->parameters()) result.parameters += parameter.numel();
 
   double nll = 0.0, correct = 0.0;
+  std::int64_t scored = 0;
   std::vector<double> recon_correct(noise_levels.size(), 0.0), recon_tokens(noise_levels.size(), 0.0);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (std::size_t first = 0; first < windows.size(); first += kBatchWindows) {
@@ -76,7 +77,7 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
                          F::CrossEntropyFuncOptions().ignore_index(tokens::kPad).reduction(torch::kSum));
     nll += ce.item<double>();
     correct += logits.argmax(-1).eq(targets).logical_and(valid).sum().item<double>();
-    result.autoregressive.tokens += valid.sum().item<std::int64_t>();
+    scored += valid.sum().item<std::int64_t>();
 
     const auto real = inputs.ne(tokens::kPad);
     const auto second_half = torch::arange(width).ge(width / 2).unsqueeze(0).expand({size, width});
@@ -99,13 +100,7 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
     }
   }
 
-  auto& ar = result.autoregressive;
-  if (ar.tokens > 0) {
-    ar.nll_per_token = nll / double(ar.tokens);
-    ar.perplexity = std::exp(ar.nll_per_token);
-    ar.token_accuracy = correct / double(ar.tokens);
-    ar.bits_per_second_of_music = seconds_of_music > 0 ? nll / std::log(2.0) / seconds_of_music : 0.0;
-  }
+  result.autoregressive = token_score(nll, correct, scored, seconds_of_music);
   for (std::size_t level = 0; level < noise_levels.size(); ++level) {
     result.reconstruction.push_back({noise_levels[level], static_cast<std::int64_t>(recon_tokens[level]),
                                      recon_correct[level] / std::max(recon_tokens[level], 1.0)});

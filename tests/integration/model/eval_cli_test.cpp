@@ -10,8 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "../../support/cli_run.hpp"
-#include "../../support/model_fixtures.hpp"
+#include "../../support/bundled_model_suite.hpp"
 #include "tatumflow/engine/dataset.hpp"
 
 namespace tatumflow {
@@ -19,23 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kModel = fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc";
-
-class EvalCli : public ::testing::Test {
+class EvalCli : public testing::BundledModelCliSuite<6, 20> {
  protected:
-  static void SetUpTestSuite() {
-    directory_ = new testing::TempDir("tf-eval-cli");
-    cache_ = new fs::path(testing::build_synthetic_cache(directory_->path(), 6, 20.0));
-  }
-  static void TearDownTestSuite() {
-    delete cache_;
-    delete directory_;
-  }
-  void SetUp() override {
-    if (!fs::exists(testing::cli_path())) GTEST_SKIP() << "no CLI at " << testing::cli_path();
-    if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;
-  }
-
   static testing::CliResult eval(const std::string& window_options) {
     return testing::run_cli("eval --json --transcription both --checkpoint " + kModel.string() + " --cache " +
                                 cache_->string() + " " + window_options,
@@ -53,13 +37,7 @@ class EvalCli : public ::testing::Test {
     }
     return targets;
   }
-
-  static testing::TempDir* directory_;
-  static fs::path* cache_;
 };
-
-testing::TempDir* EvalCli::directory_ = nullptr;
-fs::path* EvalCli::cache_ = nullptr;
 
 TEST_F(EvalCli, ModelAndMarkovScoreTheSameTokensOnce) {
   const testing::CliResult consecutive = eval("--window-tokens 129 --context-tokens 0");

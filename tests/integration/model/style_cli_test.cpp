@@ -13,8 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "../../support/cli_run.hpp"
-#include "../../support/model_fixtures.hpp"
+#include "../../support/bundled_model_suite.hpp"
 #include "tatumflow/engine/model_api.hpp"
 #include "tatumflow/engine/style_file.hpp"
 
@@ -23,24 +22,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kModel = fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc";
 constexpr std::size_t kWindowTokens = 64;
 
-class StyleCli : public ::testing::Test {
+class StyleCli : public testing::BundledModelCliSuite<4, 12> {
  protected:
-  static void SetUpTestSuite() {
-    directory_ = new testing::TempDir("tf-style-cli");
-    cache_ = new fs::path(testing::build_synthetic_cache(directory_->path(), 4, 12.0));
-  }
-  static void TearDownTestSuite() {
-    delete cache_;
-    delete directory_;
-  }
-  void SetUp() override {
-    if (!fs::exists(testing::cli_path())) GTEST_SKIP() << "no CLI at " << testing::cli_path();
-    if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;
-  }
-
   static fs::path path(const std::string& name) { return directory_->path() / name; }
   // `style encode` of `performer` into `out`; extra options appended.
   static testing::CliResult encode(const std::string& performer, const fs::path& out,
@@ -50,13 +35,7 @@ class StyleCli : public ::testing::Test {
                                 std::to_string(kWindowTokens) + " --out " + out.string() + " " + extra,
                             directory_->path());
   }
-
-  static testing::TempDir* directory_;
-  static fs::path* cache_;
 };
-
-testing::TempDir* StyleCli::directory_ = nullptr;
-fs::path* StyleCli::cache_ = nullptr;
 
 TEST_F(StyleCli, OneWindowIsThatWindowsPosterior) {
   const fs::path out = path("one.style");

@@ -52,7 +52,8 @@ struct EvalWindows {
 [[nodiscard]] std::vector<std::span<const tokens::Token>> training_sequences(
     const dataset::TokenCache& cache);
 
-struct MarkovEvaluation {
+// Next-token prediction numbers over a set of scored tokens.
+struct TokenScore {
   std::int64_t tokens = 0;
   double nll_per_token = 0.0;  // nats
   double perplexity = 0.0;
@@ -60,8 +61,13 @@ struct MarkovEvaluation {
   double bits_per_second_of_music = 0.0;
 };
 
+// From the summed negative log-likelihood (nats) and the count of correct
+// (most likely) predictions over `tokens` tokens.
+[[nodiscard]] TokenScore token_score(double nll, double correct, std::int64_t tokens,
+                                     double seconds_of_music);
+
 // Scores each window's scored tokens, as the neural model's evaluation does.
-[[nodiscard]] MarkovEvaluation evaluate(const MarkovModel& model, std::span<const ScoredWindow> windows,
-                                        double seconds_of_music);
+[[nodiscard]] TokenScore evaluate(const MarkovModel& model, std::span<const ScoredWindow> windows,
+                                  double seconds_of_music);
 
 }  // namespace tatumflow

@@ -13,14 +13,6 @@
 
 namespace tatumflow::model {
 
-struct AutoregressiveScore {
-  std::int64_t tokens = 0;
-  double nll_per_token = 0.0;  // nats
-  double perplexity = 0.0;
-  double token_accuracy = 0.0;
-  double bits_per_second_of_music = 0.0;
-};
-
 // Diffusion mode: the second half of each window noised to noise_level * T
 // with the first half as clean context; the predicted latents read out as tokens.
 struct ReconstructionScore {
@@ -32,7 +24,7 @@ struct ReconstructionScore {
 struct CheckpointEvaluation {
   std::int64_t trained_steps = 0;
   std::int64_t parameters = 0;
-  AutoregressiveScore autoregressive;
+  TokenScore autoregressive;
   std::vector<ReconstructionScore> reconstruction;
 };
 

@@ -14,9 +14,9 @@ namespace tatumflow::tokens {
 struct RoundTripStats {
   std::int64_t files = 0;
   std::int64_t notes = 0;
-  std::int64_t notes_lost = 0;         // notes missing, or decoded with another pitch
-  std::int64_t notes_folded = 0;       // pitch moved by octaves into 21-108
-  std::int64_t notes_over_cap = 0;     // longer than the 10 s duration cap
+  std::int64_t notes_lost = 0;      // notes missing, or decoded with another pitch
+  std::int64_t notes_folded = 0;    // pitch moved by octaves into 21-108
+  std::int64_t notes_over_cap = 0;  // longer than the 10 s duration cap
   std::int64_t tokens = 0;
   std::int64_t velocity_bin_exact = 0;
   double onset_error_ms_max = 0.0;
