@@ -38,10 +38,7 @@ void run(const Options& options) {
     regeneration.edit.seconds_per_chord = options.seconds_per_chord;
     report["chords"] = options.chords;
   } else {
-    const model::TheoryComponent component = model::parse_theory_component(options.component);
-    regeneration.edit.source =
-        std::make_shared<TheoryFeatures>(model::theory_of(read_midi_tokens(options.from)));
-    regeneration.edit.from_source[static_cast<std::size_t>(component)] = true;
+    take_component_from(regeneration, options.from, model::parse_theory_component(options.component));
     report.update({{"component", options.component}, {"from", options.from}});
   }
   report.update(regenerate_to_midi(options.common.out, *model, input, model::encode_style(*model, input),

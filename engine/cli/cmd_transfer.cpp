@@ -31,11 +31,7 @@ void run(const Options& options) {
   // Touch is part of a style: the dynamics follow the style's notes unless asked
   // not to (a .style file has none).
   const bool style_dynamics = !options.keep_dynamics && is_midi_file(options.style);
-  if (style_dynamics) {
-    regeneration.edit.source =
-        std::make_shared<TheoryFeatures>(model::theory_of(read_midi_tokens(options.style)));
-    regeneration.edit.from_source[static_cast<std::size_t>(model::TheoryComponent::kDynamics)] = true;
-  }
+  if (style_dynamics) take_component_from(regeneration, options.style, model::TheoryComponent::kDynamics);
   nlohmann::json report = regenerate_to_midi(options.common.out, *model, content,
                                              style_of(*model, options.style), controls, regeneration);
   report.update({{"content", options.content},

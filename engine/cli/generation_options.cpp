@@ -91,6 +91,12 @@ nlohmann::json write_midi(const std::string& path, const Performance& performanc
   return {{"out", path}, {"notes", performance.notes.size()}, {"seconds", performance.seconds()}};
 }
 
+void take_component_from(model::Regeneration& regeneration, const std::string& path,
+                         model::TheoryComponent component) {
+  regeneration.edit.source = std::make_shared<TheoryFeatures>(model::theory_of(read_midi_tokens(path)));
+  regeneration.edit.from_source[static_cast<std::size_t>(component)] = true;
+}
+
 nlohmann::json regenerate_to_midi(const std::string& out, const model::ModelContext& model,
                                   std::span<const tokens::Token> content, const model::StyleLatent& style,
                                   const model::GenerationControls& controls,

@@ -56,6 +56,10 @@ void add_input_seconds_option(CLI::App* cmd, double& seconds);
 // Writes `performance` as a MIDI file and returns what to report of it.
 nlohmann::json write_midi(const std::string& path, const Performance& performance);
 
+// Makes `regeneration` follow `component` of the MIDI file at `path` (its theory features).
+void take_component_from(model::Regeneration& regeneration, const std::string& path,
+                         model::TheoryComponent component);
+
 // Re-generates `content` (model_modes.hpp), writes the result to `out` and
 // returns the report: write_midi's, the share of tokens left as they were,
 // blocks, denoising steps and wall seconds.

@@ -67,6 +67,17 @@ std::string cell(const MetricSummary& metric, bool percent, int digits) {
   return text;
 }
 
+// A table's first two rows: a "system" column, then `headings`.
+std::string markdown_header(const std::vector<std::string>& headings) {
+  std::string out = "| system |";
+  std::string rule = "|---|";
+  for (const std::string& heading : headings) {
+    out += " " + heading + " |";
+    rule += "---|";
+  }
+  return out + "\n" + rule + "\n";
+}
+
 }  // namespace
 
 void ClipOptions::validate() const {
@@ -346,7 +357,7 @@ std::string markdown_table(const std::vector<SystemSummary>& systems) {
     std::string heading;
     bool percent;
   };
-  std::vector<Column> columns = {
+  const std::vector<Column> columns = {
       {"pitch_class_kl", "PC-KL ↓", false},
       {"pctm_cosine", "PCTM cosine ↑", false},
       {"note_density_generated", "notes / 5 s", false},
@@ -354,15 +365,12 @@ std::string markdown_table(const std::vector<SystemSummary>& systems) {
       {"copy_rate_generated", "copy rate ↓", false},
       {"p_art_tatum", "P(Art Tatum) ↑", false},
   };
-  std::string out = "| system |";
-  std::string rule = "|---|";
-  for (Column& column : columns) {
-    if (const Target* target = target_of(column.metric))
-      column.heading += " (" + describe_limit(*target) + ")";
-    out += " " + column.heading + " |";
-    rule += "---|";
+  std::vector<std::string> headings;
+  for (const Column& column : columns) {
+    const Target* target = target_of(column.metric);
+    headings.push_back(target ? column.heading + " (" + describe_limit(*target) + ")" : column.heading);
   }
-  out += "\n" + rule + "\n";
+  std::string out = markdown_header(headings);
   for (const SystemSummary& system : systems) {
     out += "| " + system.description + " |";
     for (const Column& column : columns) {
@@ -401,13 +409,9 @@ std::string markdown_secondary_table(const std::vector<SystemSummary>& systems) 
       {"syncopation_generated", "syncopation", 3},
       {"swing_ratio_generated", "swing ratio", 2},
   }};
-  std::string out = "| system |";
-  std::string rule = "|---|";
-  for (const Column& column : columns) {
-    out += std::string(" ") + column.heading + " |";
-    rule += "---|";
-  }
-  out += "\n" + rule + "\n";
+  std::vector<std::string> headings;
+  for (const Column& column : columns) headings.emplace_back(column.heading);
+  std::string out = markdown_header(headings);
   for (const SystemSummary& system : systems) {
     out += "| " + system.description + " |";
     for (const Column& column : columns) {
