@@ -67,7 +67,7 @@ struct Options {
   std::vector<std::uint64_t> seeds = {1, 2, 3};
   double context_seconds = 20.0;
   double continuation_seconds = 10.0;
-  std::size_t model_context_tokens = 256;
+  std::size_t model_context_tokens = 512;
   double chunk_seconds = 2.0;
   float temperature = 1.0f;
   int top_k = 50;

@@ -43,7 +43,10 @@ void run_info(const Options& options) {
   if (!options.checkpoint.empty()) {
     const model::CheckpointSummary summary = model::inspect_checkpoint(options.checkpoint);
     nlohmann::json report = describe(summary.config, summary.parameters);
-    report["checkpoint"] = {{"path", options.checkpoint}, {"kind", summary.kind}, {"step", summary.step}};
+    report["checkpoint"] = {{"path", options.checkpoint},
+                            {"kind", summary.kind},
+                            {"step", summary.step},
+                            {"window_tokens", summary.window_tokens}};
     print_report(report, options.json);
     return;
   }

@@ -56,6 +56,7 @@ std::string header_toml(const CheckpointHeader& header) {
                    {"step", header.step},
                    {"tokenizer_version", static_cast<std::int64_t>(tokens::kTokenizerVersion)},
                    {"vocab_size", static_cast<std::int64_t>(tokens::kVocabSize)}};
+  if (header.window_tokens > 0) meta.insert("window_tokens", header.window_tokens);
   std::ostringstream out;
   out << toml::table{{"checkpoint", meta}} << "\n\n" << to_toml(header.config);
   return out.str();
@@ -82,6 +83,7 @@ CheckpointHeader parse_header(std::string_view text, const fs::path& path) {
   }
   header.kind = *kind;
   header.step = *step;
+  header.window_tokens = root["checkpoint"]["window_tokens"].value_or(std::int64_t{0});
   try {
     header.config = parse_model_config(text, path.string() + " (header)");
   } catch (const ConfigError& e) {

@@ -33,6 +33,9 @@ struct CheckpointHeader {
   std::string kind;  // "training" or "model"
   std::int64_t step = 0;
   ModelConfig config;
+  // The training windows' length: positions beyond it were never trained.
+  // 0: not recorded (files written before it was).
+  std::int64_t window_tokens = 0;
 };
 
 void write_checkpoint(const std::filesystem::path& path, const CheckpointHeader& header,

@@ -33,6 +33,7 @@ torch::Tensor stack_windows(std::span<const ScoredWindow> windows, std::size_t f
 CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
                                          std::span<const ScoredWindow> windows, double seconds_of_music,
                                          std::span<const double> noise_levels, std::uint64_t seed) {
+  retain_freed_memory();
   LoadedCheckpoint loaded = read_checkpoint(checkpoint);
   TatumFlowNet net(loaded.header.config);
   auto parameters = net->named_parameters();

@@ -102,7 +102,7 @@ void ensure_cache(const ModelContext::Impl& model, GenerationState::Impl& state,
     }
     return;
   }
-  state.cache = net->make_cache(model.info.config.max_positions, condition);
+  state.cache = net->make_cache(model.info.context_positions, condition);
   state.next_logits = net->prefill(token_tensor(window, model.device), state.cache);
   state.cached.assign(window.begin(), window.end());
   state.cached_condition = condition;
@@ -114,7 +114,7 @@ void generate_autoregressive(const ModelContext::Impl& model, GenerationState::I
                              std::span<const Token> context, const torch::Tensor& content, const Plan& plan,
                              TokenGrammar& grammar, Rng& rng, GeneratedChunk& chunk) {
   TatumFlowNet net = model.net;
-  const auto capacity = static_cast<std::size_t>(model.info.config.max_positions);
+  const auto capacity = static_cast<std::size_t>(model.info.context_positions);
   const auto condition = net->time_condition(torch::zeros({1}, content.options())) + content;
   std::vector<Token> sequence(context.begin(), context.end());
   if (sequence.empty()) sequence.push_back(tokens::kSos);
@@ -146,7 +146,7 @@ void generate_diffusion(const ModelContext::Impl& model, GenerationState& public
                         TokenGrammar& grammar, Rng& rng, GeneratedChunk& chunk) {
   GenerationState::Impl& state = public_state.impl();
   TatumFlowNet net = model.net;
-  const std::int64_t window = std::min<std::int64_t>(model.info.config.max_positions, kDiffusionWindow);
+  const std::int64_t window = std::min<std::int64_t>(model.info.context_positions, kDiffusionWindow);
   std::vector<Token> sequence(context.begin(), context.end());
   if (sequence.empty()) sequence.push_back(tokens::kSos);
 
@@ -294,6 +294,10 @@ std::shared_ptr<const ModelContext> ModelContext::load(const std::filesystem::pa
     made->info.config = loaded.header.config;
     made->info.device = target.str();
     made->info.trained_steps = loaded.header.step;
+    made->info.context_positions =
+        loaded.header.window_tokens > 0
+            ? std::min<std::int64_t>(loaded.header.window_tokens, loaded.header.config.max_positions)
+            : loaded.header.config.max_positions;
     made->info.path = path;
     for (const auto& parameter : made->net->parameters()) made->info.parameters += parameter.numel();
     return made;

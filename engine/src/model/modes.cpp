@@ -154,7 +154,7 @@ RegeneratedPiece regenerate(const ModelContext& model, std::span<const Token> co
     c10::InferenceMode inference;
     const ModelContext::Impl& impl = model.impl();
     TatumFlowNet net = impl.net;
-    const std::int64_t window = std::min<std::int64_t>(impl.info.config.max_positions, kRegenerationWindow);
+    const std::int64_t window = std::min<std::int64_t>(impl.info.context_positions, kRegenerationWindow);
     const std::int64_t block_size = window / 2;
 
     RegeneratedPiece piece;

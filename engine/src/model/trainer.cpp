@@ -314,7 +314,7 @@ std::vector<std::pair<std::string, std::int64_t>> parameter_counts(const ModelCo
 
 CheckpointSummary inspect_checkpoint(const fs::path& path) {
   const LoadedCheckpoint loaded = read_checkpoint(path);
-  return {loaded.header.kind, loaded.header.step, loaded.header.config,
+  return {loaded.header.kind, loaded.header.step, loaded.header.config, loaded.header.window_tokens,
           parameter_counts(loaded.header.config)};
 }
 
@@ -403,14 +403,15 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
   }
 
   const auto save = [&](std::int64_t at_step) {
-    write_checkpoint(summary.checkpoint, {"training", at_step, config.model}, [&](auto& archive) {
-      write_tensors(archive, "model", parameters);
-      write_tensors(archive, "ema", ema);
-      torch::serialize::OutputArchive state;
-      optimizer->save(state);
-      archive.write("optimizer", state);
-    });
-    write_checkpoint(summary.model, {"model", at_step, config.model},
+    write_checkpoint(summary.checkpoint, {"training", at_step, config.model, config.window_tokens},
+                     [&](auto& archive) {
+                       write_tensors(archive, "model", parameters);
+                       write_tensors(archive, "ema", ema);
+                       torch::serialize::OutputArchive state;
+                       optimizer->save(state);
+                       archive.write("optimizer", state);
+                     });
+    write_checkpoint(summary.model, {"model", at_step, config.model, config.window_tokens},
                      [&](auto& archive) { write_tensors(archive, "model", ema); });
   };
 

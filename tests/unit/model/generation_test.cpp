@@ -4,9 +4,12 @@
 // deadlines, bad requests, style encoding.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "../../support/model_fixtures.hpp"
 #include "model/checkpoint.hpp"
 #include "tatumflow/engine/model_api.hpp"
+#include "tatumflow/engine/model_train.hpp"
 
 namespace tatumflow::model {
 namespace {
@@ -198,6 +201,57 @@ TEST_F(GenerationTest, StyleEncodingIsDeterministicAndDistinguishesPieces) {
   EXPECT_NE(a.mean, b.mean);
   const StyleLatent halfway = StyleLatent::mix(a, b, 0.5f);
   EXPECT_FLOAT_EQ(halfway.mean[0], 0.5f * (a.mean[0] + b.mean[0]));
+}
+
+// A checkpoint records its training window; generation never feeds the network
+// a position past it (those rows of the position table were never trained).
+// Poisoning those rows with NaN must change nothing.
+TEST(GenerationWindow, PositionsPastTheTrainingWindowAreNeverUsed) {
+  testing::TempDir directory("tf-generate-window");
+  constexpr std::int64_t kWindowTokens = 48;
+  const ModelConfig config = testing::tiny_model_config();
+  ASSERT_GT(config.max_positions, 2 * kWindowTokens);
+  torch::manual_seed(3);
+  TatumFlowNet net(config);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : net->parameters()) parameter.normal_(0.0, 0.1);
+  }
+  const auto save = [&](const std::filesystem::path& path, std::int64_t window_tokens) {
+    write_checkpoint(path, {"model", 1, config, window_tokens},
+                     [&](auto& archive) { write_tensors(archive, "model", net->named_parameters()); });
+  };
+  save(directory.path() / "unrecorded.tfc", 0);
+  save(directory.path() / "clean.tfc", kWindowTokens);
+  {
+    torch::NoGradGuard no_grad;
+    net->named_parameters()["positions"]
+        .narrow(0, kWindowTokens, config.max_positions - kWindowTokens)
+        .fill_(NAN);
+  }
+  save(directory.path() / "poisoned.tfc", kWindowTokens);
+
+  EXPECT_EQ(ModelContext::load(directory.path() / "unrecorded.tfc")->info().context_positions,
+            config.max_positions);
+  EXPECT_EQ(inspect_checkpoint(directory.path() / "clean.tfc").window_tokens, kWindowTokens);
+  const auto clean = ModelContext::load(directory.path() / "clean.tfc");
+  const auto poisoned = ModelContext::load(directory.path() / "poisoned.tfc");
+  ASSERT_EQ(poisoned->info().context_positions, kWindowTokens);
+
+  const std::vector<Token> context =
+      tokens::encode(testing::synthetic_performance(4, 20.0), {.add_sos = true, .add_eos = false});
+  ASSERT_GT(context.size(), 2U * static_cast<std::size_t>(kWindowTokens));
+  for (const GenerationMode mode : {GenerationMode::kAutoregressive, GenerationMode::kDiffusion}) {
+    GenerationControls controls;
+    controls.mode = mode;
+    controls.seed = 7;
+    controls.diffusion_steps = 4;
+    GenerationState a, b;
+    const GeneratedChunk expected = generate_chunk(*clean, a, context, {}, controls, 3.0);
+    const GeneratedChunk got = generate_chunk(*poisoned, b, context, {}, controls, 3.0);
+    EXPECT_FALSE(expected.tokens.empty()) << to_string(mode);
+    EXPECT_EQ(got.tokens, expected.tokens) << to_string(mode);
+  }
 }
 
 }  // namespace

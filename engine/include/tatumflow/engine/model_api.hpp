@@ -86,6 +86,10 @@ struct ModelInfo {
   std::string device;
   std::int64_t parameters = 0;
   std::int64_t trained_steps = 0;
+  // The longest window generation feeds the network: the training window where
+  // the checkpoint records it (later positions were never trained), else
+  // config.max_positions.
+  std::int64_t context_positions = 0;
   std::filesystem::path path;
 };
 

@@ -62,6 +62,7 @@ struct CheckpointSummary {
   std::string kind;  // "training" or "model"
   std::int64_t step = 0;
   ModelConfig config;
+  std::int64_t window_tokens = 0;  // the training window; 0: not recorded
   std::vector<std::pair<std::string, std::int64_t>> parameters;
 };
 // Reads and verifies a checkpoint. Throws CheckpointError.
