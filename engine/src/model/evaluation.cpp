@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <cmath>
 
-#include "checkpoint.hpp"
-#include "diffusion.hpp"
-#include "network.hpp"
+#include "context.hpp"
 #include "tatumflow/engine/model_eval.hpp"
 
 namespace tatumflow::model {
@@ -33,19 +31,16 @@ torch::Tensor stack_windows(std::span<const ScoredWindow> windows, std::size_t f
 CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
                                          std::span<const ScoredWindow> windows, double seconds_of_music,
                                          std::span<const double> noise_levels, std::uint64_t seed) {
-  retain_freed_memory();
-  LoadedCheckpoint loaded = read_checkpoint(checkpoint);
-  TatumFlowNet net(loaded.header.config);
-  auto parameters = net->named_parameters();
-  read_tensors(loaded.archive, loaded.header.kind == "training" ? "ema" : "model", parameters, checkpoint);
-  net->eval();
+  const auto model = ModelContext::load(checkpoint);
+  const ModelContext::Impl& impl = model->impl();
+  TatumFlowNet net = impl.net;  // a handle; in eval mode the parameters are only read
   torch::NoGradGuard no_grad;
-  const NoiseSchedule schedule(loaded.header.config);
-  const auto max_length = static_cast<std::size_t>(loaded.header.config.max_positions);
+  const ModelConfig& config = impl.info.config;
+  const auto max_length = static_cast<std::size_t>(config.max_positions);
 
   CheckpointEvaluation result;
-  result.trained_steps = loaded.header.step;
-  for (const auto& parameter : net->parameters()) result.parameters += parameter.numel();
+  result.trained_steps = impl.info.trained_steps;
+  result.parameters = impl.info.parameters;
 
   double nll = 0.0, correct = 0.0;
   std::int64_t scored = 0;
@@ -86,16 +81,16 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
     const auto roles =
         torch::where(noised, torch::full_like(inputs, kRoleNoised), torch::full_like(inputs, kRoleContext));
     for (std::size_t level = 0; level < noise_levels.size(); ++level) {
-      const auto t = std::clamp<std::int64_t>(std::llround(noise_levels[level] * double(schedule.steps())), 1,
-                                              schedule.steps());
-      const auto alpha_bar = torch::full({size, 1, 1}, schedule.at(t), torch::kFloat32);
+      const auto t = std::clamp<std::int64_t>(
+          std::llround(noise_levels[level] * double(impl.schedule.steps())), 1, impl.schedule.steps());
+      const auto alpha_bar = torch::full({size, 1, 1}, impl.schedule.at(t), torch::kFloat32);
       const auto x_t =
           torch::sqrt(alpha_bar) * x0 + torch::sqrt(1 - alpha_bar) * torch::randn(x0.sizes(), generator);
       const auto input = torch::where(noised.unsqueeze(-1), x_t, x0);
       const auto c =
           net->condition(torch::full({size}, double(t), torch::kFloat32), torch::Tensor(), torch::Tensor());
       const auto raw = net->predict_latent(net->backbone(input, roles, c, AttentionMode::kBidirectional));
-      const auto predicted = net->readout(predicted_x0(loaded.header.config.prediction, raw, x_t, alpha_bar));
+      const auto predicted = net->readout(predicted_x0(config.prediction, raw, x_t, alpha_bar));
       recon_correct[level] += predicted.argmax(-1).eq(inputs).logical_and(noised).sum().item<double>();
       recon_tokens[level] += noised.sum().item<double>();
     }
