@@ -108,7 +108,11 @@ void DaemonApp::open_engine() {
     if (config_.daemon.model.empty())
       throw std::runtime_error("daemon.model: no checkpoint given (scripts/run passes the bundled one)");
     const std::string device = config_.daemon.device == ComputeDevice::cuda ? "cuda" : "cpu";
-    auto model = model::ModelContext::load(config_.daemon.model, device);
+    const model::StepSharing sharing =
+        config_.daemon.step_sharing == StepSharing::on    ? model::StepSharing::kShared
+        : config_.daemon.step_sharing == StepSharing::off ? model::StepSharing::kSeparate
+                                                          : model::StepSharing::kAuto;
+    auto model = model::ModelContext::load(config_.daemon.model, device, {.step_sharing = sharing});
     log_.notice("engine: model " + config_.daemon.model + " on " + device + ", " +
                 std::to_string(model->info().parameters) + " parameters");
     model::GenerationControls base;
@@ -493,6 +497,7 @@ void DaemonApp::reload_config() {
   keep("daemon.device", fresh.daemon.device, config_.daemon.device);
   keep("daemon.engine", fresh.daemon.engine, config_.daemon.engine);
   keep("daemon.inference_threads", fresh.daemon.inference_threads, config_.daemon.inference_threads);
+  keep("daemon.share_steps", fresh.daemon.step_sharing, config_.daemon.step_sharing);
   keep("daemon.queue_capacity", fresh.daemon.queue_capacity, config_.daemon.queue_capacity);
   keep("daemon.inject_device_failure_after_chunks", fresh.daemon.inject_device_failure_after_chunks,
        config_.daemon.inject_device_failure_after_chunks);

@@ -37,7 +37,8 @@ void DaemonApp::send_status(const OscRequest& request) {
   }
   // sessions, tempo, clock source, inference queue depth, inference ms per
   // chunk, late output events, dropped late notes, real-time priority, answers,
-  // compute device ("none" for the echo engine), fell back to the CPU.
+  // compute device ("none" for the echo engine), fell back to the CPU,
+  // decoding steps per forward pass.
   const ComputeStatus compute = generator_->compute_status();
   OscMessageOut reply("/tf/status.reply");
   reply.add(static_cast<std::int32_t>(sessions_.size()))
@@ -50,7 +51,8 @@ void DaemonApp::send_status(const OscRequest& request) {
       .add(realtime_ ? 1 : 0)
       .add(static_cast<std::int32_t>(answers))
       .add(compute.device)
-      .add(compute.fell_back ? 1 : 0);
+      .add(compute.fell_back ? 1 : 0)
+      .add(static_cast<float>(compute.steps_per_pass));
   osc_->reply(request, reply);
 }
 

@@ -243,6 +243,8 @@ void read_daemon(TableReader& r, DaemonSettings& d) {
   r.choice("engine", d.engine, {{"model", AnswerEngine::model}, {"echo", AnswerEngine::echo}});
   r.string("styles_dir", d.styles_dir, false);
   r.integer("inference_threads", d.inference_threads, 1, 16);
+  r.choice("share_steps", d.step_sharing,
+           {{"auto", StepSharing::automatic}, {"on", StepSharing::on}, {"off", StepSharing::off}});
   r.integer("queue_capacity", d.queue_capacity, 1, 1024);
   r.integer("inject_device_failure_after_chunks", d.inject_device_failure_after_chunks, 0, 1'000'000);
   r.finish();

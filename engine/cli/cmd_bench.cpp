@@ -206,6 +206,20 @@ void run_realtime(RealtimeOptions options) {
                        {"real_time_factor_per_session", per_session_rtf},
                        {"real_time_factor_total", per_session_rtf * timings.sessions}});
   }
+  nlohmann::json concurrent = nlohmann::json::array();
+  for (const model::ConcurrentTimings& timings : result.concurrent) {
+    const double music_seconds = percentile(timings.music_seconds, 50.0);
+    concurrent.push_back(
+        {{"sessions", timings.sessions},
+         {"shared_ms", stats_json(timings.shared_ms)},
+         {"separate_ms", stats_json(timings.separate_ms)},
+         {"music_seconds_per_session", music_seconds},
+         {"real_time_factor_per_session",
+          {{"shared", music_seconds / median_s(timings.shared_ms)},
+           {"separate", music_seconds / median_s(timings.separate_ms)}}},
+         {"separate_over_shared", median_s(timings.separate_ms) / median_s(timings.shared_ms)},
+         {"steps_per_pass", timings.steps_per_pass}});
+  }
   nlohmann::json report = {
       {"benchmark", "realtime"},
       {"device", result.device},
@@ -237,7 +251,8 @@ void run_realtime(RealtimeOptions options) {
       {"real_time_factor_one_session",
        {{"diffusion", result.chunk_music_seconds / median_s(result.first_chunk_ms)},
         {"autoregressive", result.chunk_music_seconds_ar / median_s(result.first_chunk_ar_ms)}}},
-      {"batched_denoising", batched}};
+      {"batched_denoising", batched},
+      {"concurrent_autoregressive", concurrent}};
   print_report(report, options.json);
 }
 
@@ -271,7 +286,7 @@ const bool registered = register_command([](CLI::App& app) {
   CLI::App* rt = bench->add_subcommand(
       "realtime",
       "The live answer path on a trained model: first chunk after the call, real-time factor of one "
-      "session and of batched sessions");
+      "session, of batched sessions and of sessions decoding at once (steps shared and not)");
   rt->add_option("--checkpoint", realtime->checkpoint, "Model checkpoint")->capture_default_str();
   rt->add_option("--call", realtime->call, "The player's call phrase (MIDI file)")->capture_default_str();
   rt->add_option("--device", realtime->bench.device, "cpu, cuda or cuda:N")->capture_default_str();
@@ -287,7 +302,7 @@ const bool registered = register_command([](CLI::App& app) {
   rt->add_option("--guidance", realtime->bench.guidance, "Classifier-free guidance (1 = off)")
       ->capture_default_str();
   rt->add_option("--sessions", realtime->bench.sessions,
-                 "Session counts for batched denoising, comma-separated")
+                 "Session counts for batched denoising and concurrent decoding, comma-separated")
       ->delimiter(',')
       ->capture_default_str();
   rt->add_option("--fresh-positions", realtime->bench.fresh_positions,

@@ -124,7 +124,10 @@ StyleLatent ModelGenerator::encode(std::span<const tokens::Token> tokens) {
 }
 
 ComputeStatus ModelGenerator::compute_status() const {
-  return {current()->info().device, fell_back_.load(std::memory_order_acquire)};
+  const std::shared_ptr<const model::ModelContext> model = current();
+  const model::DecodeStats decoding = model->decode_stats();
+  return {model->info().device, fell_back_.load(std::memory_order_acquire),
+          decoding.passes == 0 ? 0.0 : double(decoding.steps) / double(decoding.passes)};
 }
 
 std::shared_ptr<const model::ModelContext> ModelGenerator::current() const {

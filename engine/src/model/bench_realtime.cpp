@@ -2,11 +2,15 @@
 // model_bench.hpp, bench_realtime(): the live answer path on a trained model.
 // The single-session numbers time generate_chunk() itself, as the daemon's
 // inference worker calls it; the batched numbers time the denoising and
-// readout of several sessions' windows in one pass.
+// readout of several sessions' windows in one pass; the concurrent numbers run
+// generate_chunk() on several threads at once, as the daemon's pool does.
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <numeric>
+#include <thread>
 
 #include "context.hpp"
 #include "tatumflow/engine/bench_stats.hpp"
@@ -44,6 +48,38 @@ std::vector<double> time_first_chunks(const ModelContext& model, std::span<const
   return runs_ms;
 }
 
+// `sessions` threads, each generating one chunk from a cold state (seeds
+// `seed` + session), started together. Returns the milliseconds until the last
+// one finished and sets `music_seconds` to the chunks' mean length.
+double time_concurrent_chunks(const ModelContext& model, std::span<const Token> call,
+                              const GenerationControls& controls, int sessions, double chunk_seconds,
+                              std::uint64_t seed, double& music_seconds) {
+  std::vector<double> lengths(static_cast<std::size_t>(sessions));
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(sessions));
+  std::vector<std::thread> threads;
+  const auto started = Clock::now();
+  for (int session = 0; session < sessions; ++session) {
+    threads.emplace_back([&, session] {
+      const auto i = static_cast<std::size_t>(session);
+      try {
+        GenerationState state;
+        GenerationControls own = controls;
+        own.seed = seed + i;
+        lengths[i] =
+            double(generate_chunk(model, state, call, StyleLatent{}, own, chunk_seconds).length_us) * 1e-6;
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const double elapsed_ms = ms_since(started);
+  for (const std::exception_ptr& error : errors)
+    if (error) std::rethrow_exception(error);
+  music_seconds = std::accumulate(lengths.begin(), lengths.end(), 0.0) / sessions;
+  return elapsed_ms;
+}
+
 }  // namespace
 
 RealtimeBenchResult bench_realtime(const std::filesystem::path& checkpoint, std::span<const Token> call,
@@ -76,6 +112,33 @@ RealtimeBenchResult bench_realtime(const std::filesystem::path& checkpoint, std:
   controls.mode = GenerationMode::kAutoregressive;
   result.first_chunk_ar_ms =
       time_first_chunks(*model, call, controls, options, result.chunk_music_seconds_ar);
+
+  const std::shared_ptr<const ModelContext> shared =
+      ModelContext::load(checkpoint, options.device, {.step_sharing = StepSharing::kShared});
+  const std::shared_ptr<const ModelContext> separate =
+      ModelContext::load(checkpoint, options.device, {.step_sharing = StepSharing::kSeparate});
+  for (const int sessions : options.sessions) {
+    ConcurrentTimings timings;
+    timings.sessions = sessions;
+    const DecodeStats before = shared->decode_stats();
+    for (int run = -options.warmup; run < options.repeats; ++run) {
+      const std::uint64_t seed = options.seed + 1000 * static_cast<std::uint64_t>(run + options.warmup);
+      double music_seconds = 0.0;
+      double ignored = 0.0;
+      const double shared_ms = time_concurrent_chunks(*shared, call, controls, sessions,
+                                                      options.chunk_seconds, seed, music_seconds);
+      const double separate_ms =
+          time_concurrent_chunks(*separate, call, controls, sessions, options.chunk_seconds, seed, ignored);
+      if (run < 0) continue;
+      timings.shared_ms.push_back(shared_ms);
+      timings.separate_ms.push_back(separate_ms);
+      timings.music_seconds.push_back(music_seconds);
+    }
+    const DecodeStats after = shared->decode_stats();
+    timings.steps_per_pass =
+        double(after.steps - before.steps) / double(std::max<std::uint64_t>(after.passes - before.passes, 1));
+    result.concurrent.push_back(std::move(timings));
+  }
 
   translate_errors("bench_realtime", [&] {
     c10::InferenceMode inference;

@@ -11,16 +11,19 @@
 
 #include "diffusion.hpp"
 #include "network.hpp"
+#include "step_combiner.hpp"
 #include "tatumflow/engine/model_api.hpp"
 
 namespace tatumflow::model {
 
 struct ModelContext::Impl {
-  explicit Impl(const ModelConfig& config) : net(config), schedule(config), device(torch::kCPU) {}
+  Impl(const ModelConfig& config, bool share_steps)
+      : net(config), schedule(config), device(torch::kCPU), steps(share_steps) {}
   TatumFlowNet net;
   NoiseSchedule schedule;
   torch::Device device;
   ModelInfo info;
+  mutable StepCombiner steps;  // every autoregressive step goes through it
 };
 
 // Translates torch failures at the API edge, so callers see only ModelError types.

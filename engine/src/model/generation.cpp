@@ -97,7 +97,7 @@ void ensure_cache(const ModelContext::Impl& model, GenerationState::Impl& state,
                         torch::equal(state.cached_condition, condition) && !state.cached.empty();
   if (reusable) {
     for (std::size_t i = state.cached.size(); i < window.size(); ++i) {
-      state.next_logits = net->step(window[i], state.cache);
+      state.next_logits = model.steps.step(net, window[i], state.cache);
       state.cached.push_back(window[i]);
     }
     return;
@@ -123,6 +123,7 @@ void generate_autoregressive(const ModelContext::Impl& model, GenerationState::I
   while (chunk.tokens.size() < plan.max_tokens) {
     const std::size_t start = window_start(sequence, room, capacity);
     ensure_cache(model, state, std::span(sequence).subspan(start), condition);
+    const StepCombiner::Decoding decoding(model.steps);
     // Decode until the cache is full; then slide the window and prefill again.
     while (chunk.tokens.size() < plan.max_tokens) {
       if (plan.should_stop(chunk)) return;
@@ -134,7 +135,7 @@ void generate_autoregressive(const ModelContext::Impl& model, GenerationState::I
       grammar.push(token);
       if (grammar.now_us() >= plan.end_us) return;
       if (state.cache.length >= state.cache.capacity) break;
-      state.next_logits = net->step(token, state.cache);
+      state.next_logits = model.steps.step(net, token, state.cache);
       state.cached.push_back(token);
     }
   }
@@ -250,6 +251,18 @@ void check_tokens(std::span<const Token> sequence, const std::string& what) {
   }
 }
 
+const char* to_string(StepSharing sharing) {
+  switch (sharing) {
+    case StepSharing::kShared:
+      return "shared";
+    case StepSharing::kSeparate:
+      return "separate";
+    case StepSharing::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 const char* to_string(GenerationMode mode) {
   return mode == GenerationMode::kDiffusion ? "diffusion" : "autoregressive";
 }
@@ -267,8 +280,11 @@ ModelContext::ModelContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 ModelContext::~ModelContext() = default;
 const ModelInfo& ModelContext::info() const { return impl_->info; }
 
+DecodeStats ModelContext::decode_stats() const { return impl_->steps.stats(); }
+
 std::shared_ptr<const ModelContext> ModelContext::load(const std::filesystem::path& path,
-                                                       const std::string& device) {
+                                                       const std::string& device,
+                                                       const LoadOptions& options) {
   torch::Device target(torch::kCPU);
   try {
     target = torch::Device(device);
@@ -281,7 +297,9 @@ std::shared_ptr<const ModelContext> ModelContext::load(const std::filesystem::pa
   retain_freed_memory();
   LoadedCheckpoint loaded = read_checkpoint(path);
   auto impl = translate_errors<CheckpointError>("checkpoint " + path.string(), [&] {
-    auto made = std::make_unique<Impl>(loaded.header.config);
+    const bool share = options.step_sharing == StepSharing::kShared ||
+                       (options.step_sharing == StepSharing::kAuto && !target.is_cpu());
+    auto made = std::make_unique<Impl>(loaded.header.config, share);
     auto parameters = made->net->named_parameters();
     read_tensors(loaded.archive, loaded.header.kind == "training" ? "ema" : "model", parameters, path);
     made->net->eval();

@@ -28,6 +28,24 @@ torch::Tensor latent_norm(const torch::Tensor& x) {
 
 torch::nn::Linear linear(std::int64_t in, std::int64_t out) { return torch::nn::Linear(in, out); }
 
+// x (B, in) -> (B, out). On the CPU row by row: OpenBLAS's GEMM for a few
+// rows of the tiny model took 15-20 us where a matrix-vector product took 3.
+torch::Tensor affine_rows(const torch::Tensor& bias, const torch::Tensor& weight, const torch::Tensor& x) {
+  if (x.size(0) == 1) return torch::addmv(bias, weight, x[0]).unsqueeze(0);
+  if (!x.is_cpu()) return torch::addmm(bias, x, weight.t());
+  auto out = torch::empty({x.size(0), weight.size(0)}, x.options());
+  for (std::int64_t row = 0; row < x.size(0); ++row) {
+    auto out_row = out[row];
+    torch::addmv_out(out_row, bias, weight, x[row]);
+  }
+  return out;
+}
+
+// Per-row tensors (each of the same shape) as one (B, ...) tensor.
+torch::Tensor stack_rows(const std::vector<torch::Tensor>& rows) {
+  return rows.size() == 1 ? rows[0].unsqueeze(0) : torch::stack(rows);
+}
+
 }  // namespace
 
 torch::Tensor timestep_embedding(const torch::Tensor& time, std::int64_t dim) {
@@ -230,28 +248,88 @@ torch::Tensor MultiScaleAttentionImpl::attend_one(const torch::Tensor& q, const 
   return torch::matmul(values.transpose(1, 2), probabilities).view({hidden_});
 }
 
-torch::Tensor MultiScaleAttentionImpl::step(const torch::Tensor& x, AttentionCache& cache,
-                                            std::int64_t position) {
-  const auto qkv = torch::addmv(qkv_->bias, qkv_->weight, x);
-  const auto q = qkv.narrow(0, 0, hidden_);
-  cache.k.select(1, position).copy_(qkv.narrow(0, hidden_, hidden_).view({heads_, head_dim_}));
-  cache.v.select(1, position).copy_(qkv.narrow(0, 2 * hidden_, hidden_).view({heads_, head_dim_}));
-  auto mixed = attend_one(q, cache.k, cache.v, position + 1).mul_(scale_mix_[0]);
-
-  for (std::size_t i = 0; i < cache.coarse.size(); ++i) {
-    AttentionCache::Coarse& coarse = cache.coarse[i];
-    // The open group reads the last complete group's output, then may complete itself.
-    mixed.addcmul_(coarse.out, scale_mix_[static_cast<std::int64_t>(i + 1)]);
-    coarse.sum.add_(qkv);
-    if ((position + 1) % coarse.scale != 0) continue;
-    const std::int64_t group = position / coarse.scale;
-    const auto pooled = coarse.sum / double(coarse.scale);
-    coarse.k.select(1, group).copy_(pooled.narrow(0, hidden_, hidden_).view({heads_, head_dim_}));
-    coarse.v.select(1, group).copy_(pooled.narrow(0, 2 * hidden_, hidden_).view({heads_, head_dim_}));
-    coarse.out.copy_(attend_one(pooled.narrow(0, 0, hidden_), coarse.k, coarse.v, group + 1));
-    coarse.sum.zero_();
+void MultiScaleAttentionImpl::step_rows_on_cpu(const torch::Tensor& qkv_rows,
+                                               std::span<AttentionCache* const> caches,
+                                               std::span<const std::int64_t> positions,
+                                               torch::Tensor& mixed_rows) const {
+  const torch::Tensor mix = scale_mix_.contiguous();  // (scales, D)
+  const float* scale_weights = mix.data_ptr<float>();
+  const std::int64_t d = hidden_;
+  // Writes one position's key and value (D each, head-major) into (H, N, dh) caches.
+  const auto store = [&](const float* key, const float* value, torch::Tensor& keys, torch::Tensor& values,
+                         std::int64_t position) {
+    const std::int64_t rows = keys.size(1);
+    for (std::int64_t h = 0; h < heads_; ++h) {
+      std::copy_n(key + h * head_dim_, head_dim_, keys.data_ptr<float>() + (h * rows + position) * head_dim_);
+      std::copy_n(value + h * head_dim_, head_dim_,
+                  values.data_ptr<float>() + (h * rows + position) * head_dim_);
+    }
+  };
+  thread_local std::vector<float> pooled;
+  pooled.resize(static_cast<std::size_t>(3 * d));
+  for (std::size_t row = 0; row < caches.size(); ++row) {
+    AttentionCache& cache = *caches[row];
+    const std::int64_t position = positions[row];
+    const float* qkv = qkv_rows.data_ptr<float>() + static_cast<std::int64_t>(row) * 3 * d;
+    float* mixed = mixed_rows.data_ptr<float>() + static_cast<std::int64_t>(row) * d;
+    store(qkv + d, qkv + 2 * d, cache.k, cache.v, position);
+    attend_cached(qkv, cache.k.data_ptr<float>(), cache.v.data_ptr<float>(), heads_, head_dim_,
+                  cache.k.size(1), position + 1, mixed);
+    for (std::int64_t c = 0; c < d; ++c) mixed[c] *= scale_weights[c];
+    for (std::size_t i = 0; i < cache.coarse.size(); ++i) {
+      AttentionCache::Coarse& coarse = cache.coarse[i];
+      // The open group reads the last complete group's output, then may complete itself.
+      const float* weights = scale_weights + static_cast<std::int64_t>(i + 1) * d;
+      float* out = coarse.out.data_ptr<float>();
+      float* sum = coarse.sum.data_ptr<float>();
+      for (std::int64_t c = 0; c < d; ++c) mixed[c] += out[c] * weights[c];
+      for (std::int64_t c = 0; c < 3 * d; ++c) sum[c] += qkv[c];
+      if ((position + 1) % coarse.scale != 0) continue;
+      const std::int64_t group = position / coarse.scale;
+      for (std::int64_t c = 0; c < 3 * d; ++c)
+        pooled[static_cast<std::size_t>(c)] = sum[c] / float(coarse.scale);
+      store(pooled.data() + d, pooled.data() + 2 * d, coarse.k, coarse.v, group);
+      attend_cached(pooled.data(), coarse.k.data_ptr<float>(), coarse.v.data_ptr<float>(), heads_, head_dim_,
+                    coarse.k.size(1), group + 1, out);
+      std::fill_n(sum, 3 * d, 0.0f);
+    }
   }
-  return torch::addmv(out_->bias, out_->weight, mixed);
+}
+
+torch::Tensor MultiScaleAttentionImpl::step(const torch::Tensor& x, std::span<AttentionCache* const> caches,
+                                            std::span<const std::int64_t> positions) {
+  const auto qkv_rows = affine_rows(qkv_->bias, qkv_->weight, x);
+  if (qkv_rows.is_cpu() && qkv_rows.scalar_type() == torch::kFloat32) {
+    auto mixed = torch::empty({x.size(0), hidden_}, x.options());
+    step_rows_on_cpu(qkv_rows.contiguous(), caches, positions, mixed);
+    return affine_rows(out_->bias, out_->weight, mixed);
+  }
+  std::vector<torch::Tensor> mixed_rows;
+  mixed_rows.reserve(caches.size());
+  for (std::size_t row = 0; row < caches.size(); ++row) {
+    AttentionCache& cache = *caches[row];
+    const std::int64_t position = positions[row];
+    const auto qkv = qkv_rows[static_cast<std::int64_t>(row)];
+    const auto q = qkv.narrow(0, 0, hidden_);
+    cache.k.select(1, position).copy_(qkv.narrow(0, hidden_, hidden_).view({heads_, head_dim_}));
+    cache.v.select(1, position).copy_(qkv.narrow(0, 2 * hidden_, hidden_).view({heads_, head_dim_}));
+    auto mixed = attend_one(q, cache.k, cache.v, position + 1).mul_(scale_mix_[0]);
+
+    for (std::size_t i = 0; i < cache.coarse.size(); ++i) {
+      AttentionCache::Coarse& coarse = cache.coarse[i];
+      mixed.addcmul_(coarse.out, scale_mix_[static_cast<std::int64_t>(i + 1)]);
+      coarse.sum.add_(qkv);
+      if ((position + 1) % coarse.scale != 0) continue;
+      const std::int64_t group = position / coarse.scale;
+      const auto pooled = coarse.sum / double(coarse.scale);
+      coarse.k.select(1, group).copy_(pooled.narrow(0, hidden_, hidden_).view({heads_, head_dim_}));
+      coarse.v.select(1, group).copy_(pooled.narrow(0, 2 * hidden_, hidden_).view({heads_, head_dim_}));
+      coarse.out.copy_(attend_one(pooled.narrow(0, 0, hidden_), coarse.k, coarse.v, group + 1));
+      coarse.sum.zero_();
+    }
+    mixed_rows.push_back(std::move(mixed));
+  }
+  return affine_rows(out_->bias, out_->weight, stack_rows(mixed_rows));
 }
 
 void MultiScaleAttentionImpl::fill_cache(const torch::Tensor& qkv, AttentionCache& cache) const {
@@ -303,12 +381,14 @@ torch::Tensor DiTBlockImpl::step_modulation(const torch::Tensor& condition_silu)
 }
 
 torch::Tensor DiTBlockImpl::step(const torch::Tensor& x, const torch::Tensor& modulation,
-                                 AttentionCache& cache, std::int64_t position) {
-  auto h = torch::addcmul(modulation[0], unit_norm(x), modulation[1]);
-  auto out = x.addcmul(modulation[2], attention->step(h, cache, position));
-  h = torch::addcmul(modulation[3], unit_norm(out), modulation[4]);
-  const auto inner = torch::gelu(torch::addmv(fc1_->bias, fc1_->weight, h));
-  return out.addcmul_(modulation[5], torch::addmv(fc2_->bias, fc2_->weight, inner));
+                                 std::span<AttentionCache* const> caches,
+                                 std::span<const std::int64_t> positions) {
+  const auto m = modulation.unbind(1);
+  auto h = torch::addcmul(m[0], unit_norm(x), m[1]);
+  auto out = x.addcmul(m[2], attention->step(h, caches, positions));
+  h = torch::addcmul(m[3], unit_norm(out), m[4]);
+  const auto inner = torch::gelu(affine_rows(fc1_->bias, fc1_->weight, h));
+  return out.addcmul_(m[5], affine_rows(fc2_->bias, fc2_->weight, inner));
 }
 
 // ---------------------------------------------------------------- network
@@ -473,24 +553,52 @@ void TatumFlowNetImpl::prepare_inference() {
 }
 
 torch::Tensor TatumFlowNetImpl::step(std::int64_t token, DecodeCache& cache) {
-  const std::int64_t position = cache.length;
-  TORCH_CHECK(position < cache.capacity, "decode cache full at ", cache.capacity, " positions");
-  TORCH_CHECK(token >= 0 && token < tokens::kVocabSize, "token ", token, " outside the vocabulary");
-  torch::Tensor x;
-  if (input_table_.defined()) {
-    x = input_table_[token] + positions_[position];
-  } else {
-    const auto one =
-        torch::full({1}, token, torch::TensorOptions().dtype(torch::kInt64).device(positions_.device()));
-    x = latent_decoder_(encode_latent(one))[0] + roles_->weight[kRoleAutoregressive] + positions_[position];
+  DecodeCache* const caches[] = {&cache};
+  return step_rows({&token, 1}, caches)[0];
+}
+
+torch::Tensor TatumFlowNetImpl::step_rows(std::span<const std::int64_t> tokens,
+                                          std::span<DecodeCache* const> caches) {
+  TORCH_CHECK(!tokens.empty() && tokens.size() == caches.size(), "step_rows: ", tokens.size(), " tokens for ",
+              caches.size(), " caches");
+  std::vector<std::int64_t> positions;
+  std::vector<torch::Tensor> inputs, modulation_rows, final_rows;
+  positions.reserve(caches.size());
+  inputs.reserve(caches.size());
+  for (std::size_t row = 0; row < caches.size(); ++row) {
+    const std::int64_t token = tokens[row];
+    const std::int64_t position = caches[row]->length;
+    TORCH_CHECK(position < caches[row]->capacity, "decode cache full at ", caches[row]->capacity,
+                " positions");
+    TORCH_CHECK(token >= 0 && token < tokens::kVocabSize, "token ", token, " outside the vocabulary");
+    positions.push_back(position);
+    if (input_table_.defined()) {
+      inputs.push_back(input_table_[token] + positions_[position]);
+    } else {
+      const auto one =
+          torch::full({1}, token, torch::TensorOptions().dtype(torch::kInt64).device(positions_.device()));
+      inputs.push_back(latent_decoder_(encode_latent(one))[0] + roles_->weight[kRoleAutoregressive] +
+                       positions_[position]);
+    }
   }
+  auto x = stack_rows(inputs);
+  std::vector<AttentionCache*> layer_caches(caches.size());
   for (std::size_t i = 0; i < blocks_->size(); ++i) {
-    x = blocks_[i]->as<DiTBlock>()->step(x, cache.modulation[i], cache.layers[i], position);
+    modulation_rows.clear();
+    for (std::size_t row = 0; row < caches.size(); ++row) {
+      layer_caches[row] = &caches[row]->layers[i];
+      modulation_rows.push_back(caches[row]->modulation[i]);
+    }
+    x = blocks_[i]->as<DiTBlock>()->step(x, stack_rows(modulation_rows), layer_caches, positions);
   }
-  ++cache.length;
-  const auto hidden = torch::addcmul(cache.final_modulation[0], unit_norm(x), cache.final_modulation[1]);
+  for (DecodeCache* cache : caches) {
+    ++cache->length;
+    final_rows.push_back(cache->final_modulation);
+  }
+  const auto final_modulation = stack_rows(final_rows).unbind(1);
+  const auto hidden = torch::addcmul(final_modulation[0], unit_norm(x), final_modulation[1]);
   const auto& weight = config_.tie_embeddings ? token_embedding_->weight : token_head_->weight;
-  return torch::addmv(token_bias_, weight, hidden);  // a matrix-vector product, not linear()'s GEMM
+  return affine_rows(token_bias_, weight, hidden);
 }
 
 std::vector<std::pair<std::string, std::int64_t>> TatumFlowNetImpl::parameter_groups() const {

@@ -18,6 +18,7 @@
 
 #include <torch/torch.h>
 
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,8 +67,10 @@ class MultiScaleAttentionImpl : public torch::nn::Module {
 
   // x (B, T, D). When qkv_out is given it receives the (B, T, 3 D) projections.
   torch::Tensor forward(const torch::Tensor& x, AttentionMode mode, torch::Tensor* qkv_out = nullptr);
-  // One position of a causal pass, x (D); reads and extends the cache.
-  torch::Tensor step(const torch::Tensor& x, AttentionCache& cache, std::int64_t position);
+  // One position of a causal pass for each row of x (B, D): row b is at
+  // positions[b] of caches[b], which it reads and extends.
+  torch::Tensor step(const torch::Tensor& x, std::span<AttentionCache* const> caches,
+                     std::span<const std::int64_t> positions);
   [[nodiscard]] AttentionCache make_cache(std::int64_t capacity) const;
   // Fills an empty cache from a prefill's projections (1, T, 3 D).
   void fill_cache(const torch::Tensor& qkv, AttentionCache& cache) const;
@@ -75,6 +78,12 @@ class MultiScaleAttentionImpl : public torch::nn::Module {
  private:
   [[nodiscard]] torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      bool causal) const;
+  // step()'s cache updates and attention for float32 rows on the CPU, in plain
+  // loops: per row and layer they are a dozen operations on vectors of 128
+  // floats, whose dispatch would cost more than the batched projections.
+  // qkv_rows (B, 3 D) contiguous; writes mixed_rows (B, D).
+  void step_rows_on_cpu(const torch::Tensor& qkv_rows, std::span<AttentionCache* const> caches,
+                        std::span<const std::int64_t> positions, torch::Tensor& mixed_rows) const;
   // Single query (D) against the first `length` cached rows (heads, *, head_dim).
   [[nodiscard]] torch::Tensor attend_one(const torch::Tensor& q, const torch::Tensor& k,
                                          const torch::Tensor& v, std::int64_t length) const;
@@ -98,8 +107,9 @@ class DiTBlockImpl : public torch::nn::Module {
                         torch::Tensor* qkv_out = nullptr);
   // (6, D) rows: shift, 1 + scale, gate for attention, then for the MLP.
   [[nodiscard]] torch::Tensor step_modulation(const torch::Tensor& condition_silu);
-  torch::Tensor step(const torch::Tensor& x, const torch::Tensor& modulation, AttentionCache& cache,
-                     std::int64_t position);
+  // x (B, D), modulation (B, 6, D): the rows' step_modulation(), stacked.
+  torch::Tensor step(const torch::Tensor& x, const torch::Tensor& modulation,
+                     std::span<AttentionCache* const> caches, std::span<const std::int64_t> positions);
 
   MultiScaleAttention attention{nullptr};
 
@@ -160,12 +170,16 @@ class TatumFlowNetImpl : public torch::nn::Module {
   // Autoregressive logits (B, T, V) of a token batch: the reference full pass.
   torch::Tensor autoregressive_logits(const torch::Tensor& tokens, const torch::Tensor& condition);
 
-  // Incremental decoding (batch 1). prefill() runs the context through one
-  // causal pass and returns the last position's logits (V); step() feeds one
-  // token and returns the next logits.
+  // Incremental decoding, one cache per sequence. prefill() runs the context
+  // through one causal pass and returns the last position's logits (V); step()
+  // feeds one token and returns the next logits. step_rows() feeds one token to
+  // each of several caches (sequences of any lengths and conditions) in one
+  // batched pass and returns their logits (B, V); one row gives step()'s result
+  // bit for bit.
   [[nodiscard]] DecodeCache make_cache(std::int64_t capacity, const torch::Tensor& condition);
   torch::Tensor prefill(const torch::Tensor& tokens, DecodeCache& cache);
   torch::Tensor step(std::int64_t token, DecodeCache& cache);
+  torch::Tensor step_rows(std::span<const std::int64_t> tokens, std::span<DecodeCache* const> caches);
   // Precomputes each token's decoded clean latent (V, D) so step() skips the
   // encoder; call once after loading weights, in NoGrad mode.
   void prepare_inference();

@@ -98,7 +98,7 @@ TEST(TatumflowdOsc, EveryCommandAnswersDoneOrFail) {
   osc.send(daemon.osc_port(), OscMessageOut("/tf/status"));
   const std::optional<OscMessageIn> status = osc.wait_for("/tf/status.reply");
   ASSERT_TRUE(status);
-  ASSERT_EQ(status->typetag(), "ifsifiiiisi");
+  ASSERT_EQ(status->typetag(), "ifsifiiiisif");
   EXPECT_EQ(status->arg_int(0), 1);                                 // sessions
   EXPECT_FLOAT_EQ(status->arg_float(1), 120.0f);                    // tempo
   EXPECT_EQ(status->arg_string(2), "internal");                     // clock source
@@ -108,6 +108,7 @@ TEST(TatumflowdOsc, EveryCommandAnswersDoneOrFail) {
   EXPECT_TRUE(status->arg_int(7) == 0 || status->arg_int(7) == 1);  // real-time granted
   EXPECT_EQ(status->arg_string(9), "none");  // compute device: the echo engine has none
   EXPECT_EQ(status->arg_int(10), 0);         // no CPU fallback
+  EXPECT_EQ(status->arg_float(11), 0.0f);    // no decoding steps without a model
 
   // Malformed packets: /tf/fail, and the daemon keeps answering.
   osc.send_raw(daemon.osc_port(), {'g', 'a', 'r', 'b', 'a', 'g', 'e', 0});

@@ -190,6 +190,60 @@ TEST(TatumflowdModel, AnswersFoursOnBarFiveInTheTatumStyle) {
   std::filesystem::remove(log);
 }
 
+// Two sessions listen to the same player and answer on channels 1 and 2: one
+// call starts both answers at once, on two inference threads whose decoding
+// steps share forward passes (daemon.share_steps=on; auto shares on a GPU only). Both answers start on bar 5,
+// stay inside their bars and release every note, and /tf/status reports more than one step per pass.
+TEST(TatumflowdModel, TwoSessionsAnsweringOneCallShareForwardPasses) {
+  TATUMFLOW_REQUIRE_MODEL_DAEMON();
+  TATUMFLOW_START_JACK(server);
+  const std::filesystem::path state = std::filesystem::temp_directory_path() / (server.name() + "_pair");
+  const std::filesystem::path log = std::filesystem::temp_directory_path() / (server.name() + "_pair.log");
+  PlayerRig rig;
+  OscClient osc;
+  std::vector<std::string> overrides = model_overrides(rig, "tatum");
+  const std::string rig_name = rig.client().client_name();
+  for (const std::string& o :
+       {std::string("daemon.inference_threads=2"), std::string("daemon.share_steps=on"),
+        std::string("session.1.name=second"), "session.1.input=" + rig_name + ":out",
+        "session.1.output=" + rig_name + ":in", std::string("session.1.output_channel=2"),
+        std::string("session.1.style=tatum"), std::string("session.1.phrase_end.bars=4"),
+        std::string("session.1.phrase_end.silence_ms=0"), std::string("session.1.bars=4")})
+    overrides.push_back(o);
+  DaemonProcess daemon(state, osc.port(), overrides, kConfigPath, log);
+  ASSERT_TRUE(daemon.wait_ready(osc, std::chrono::seconds(60))) << read_text(log);
+
+  const std::optional<std::int64_t> grid_us = rig.wait_for_status(0xFB, std::chrono::milliseconds(3000));
+  ASSERT_TRUE(grid_us) << "no MIDI clock Continue from the daemon (its downbeat)";
+  std::int64_t next_start_us = steady_now_us() + 500'000;
+  constexpr int kPairs = 2;
+  for (int rep = 0; rep < kPairs; ++rep) {
+    const std::size_t seen = rig.events().size();
+    next_start_us = trade(rig, *grid_us, next_start_us, rep, log).answer_end_us + 200'000;
+    std::map<int, int> notes_by_channel;
+    for (std::size_t i = seen; i < rig.events().size(); ++i)
+      if (is_note_on(rig.events()[i])) ++notes_by_channel[rig.events()[i].bytes[0] & 0x0F];
+    std::printf("rep %d: %d notes from session piano (channel 1), %d from second (channel 2)\n", rep,
+                notes_by_channel[0], notes_by_channel[1]);
+    EXPECT_GE(notes_by_channel[0], 4) << "rep " << rep << ": session piano (channel 1)";
+    EXPECT_GE(notes_by_channel[1], 4) << "rep " << rep << ": session second (channel 2)";
+  }
+
+  osc.send(daemon.osc_port(), OscMessageOut("/tf/status"));
+  const std::optional<OscMessageIn> status = osc.wait_for("/tf/status.reply");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->arg_int(0), 2) << "sessions";
+  EXPECT_EQ(status->arg_int(6), 0) << "answer notes dropped as late";
+  EXPECT_EQ(status->arg_int(8), 2 * kPairs) << "answers";
+  EXPECT_GT(status->arg_float(11), 1.0f) << "decoding steps per forward pass";
+  std::printf("%.2f decoding steps per forward pass\n", static_cast<double>(status->arg_float(11)));
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait_exit(std::chrono::seconds(20)), 0);
+  EXPECT_EQ(read_text(log).find("generation failed"), std::string::npos) << read_text(log);
+  std::filesystem::remove_all(state);
+  std::filesystem::remove(log);
+}
+
 // The model fails on its device in the first answer (the test hook stands in
 // for a GPU error): one log line, a CPU copy of the model, and the trade goes
 // on, on the grid, with nothing late, the answer in progress included. The

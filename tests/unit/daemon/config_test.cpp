@@ -51,6 +51,7 @@ device = "cuda"
 engine = "echo"
 styles_dir = "/styles"
 inference_threads = 2
+share_steps = "on"
 queue_capacity = 8
 inject_device_failure_after_chunks = 3
 [midi]
@@ -97,6 +98,7 @@ pedal_holds_phrase = false
   EXPECT_EQ(config.daemon.device, ComputeDevice::cuda);
   EXPECT_EQ(config.daemon.engine, AnswerEngine::echo);
   EXPECT_EQ(config.daemon.inference_threads, 2);
+  EXPECT_EQ(config.daemon.step_sharing, StepSharing::on);
   EXPECT_EQ(config.daemon.inject_device_failure_after_chunks, 3);
   EXPECT_EQ(config.midi.clock_source, ClockSource::midi);
   EXPECT_TRUE(config.midi.send_clock);

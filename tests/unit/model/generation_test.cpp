@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 
 #include "../../support/model_fixtures.hpp"
 #include "model/checkpoint.hpp"
@@ -128,6 +129,53 @@ TEST_F(GenerationTest, ContextLongerThanTheWindowSlides) {
       generate_chunk(*model_, state, context, {}, controls(GenerationMode::kAutoregressive, 1), 3.0);
   EXPECT_GE(chunk.length_us, 3'000'000);
   expect_grammatical(context, chunk);
+}
+
+// Each session's chunk when generated alone, and all of them on threads of
+// their own at once: the same tokens, in fewer forward passes when shared
+// (which the CPU does not do unless asked).
+TEST_F(GenerationTest, ConcurrentSessionsShareStepsAndKeepTheirTokens) {
+  constexpr int kSessions = 4;
+  const auto run = [&](const ModelContext& model, int session) {
+    GenerationState state;
+    return generate_chunk(model, state, prompt(session + 1), {},
+                          controls(GenerationMode::kAutoregressive, 10 + session), 30.0);
+  };
+  std::vector<GeneratedChunk> expected;
+  for (int session = 0; session < kSessions; ++session) expected.push_back(run(*model_, session));
+  const auto concurrently = [&](const ModelContext& model) {
+    std::vector<GeneratedChunk> got(kSessions);
+    std::vector<std::thread> threads;
+    for (int session = 0; session < kSessions; ++session)
+      threads.emplace_back([&, session] { got[static_cast<std::size_t>(session)] = run(model, session); });
+    for (std::thread& thread : threads) thread.join();
+    return got;
+  };
+
+  const auto load = [&](StepSharing sharing) {
+    return ModelContext::load(directory_->path() / "model.tfc", "cpu", {.step_sharing = sharing});
+  };
+  const auto shared_model = load(StepSharing::kShared);
+  const auto separate_model = load(StepSharing::kSeparate);
+  const std::vector<GeneratedChunk> shared = concurrently(*shared_model);
+  const std::vector<GeneratedChunk> separate = concurrently(*separate_model);
+  const std::vector<GeneratedChunk> automatic = concurrently(*model_);
+  for (int session = 0; session < kSessions; ++session) {
+    const auto i = static_cast<std::size_t>(session);
+    ASSERT_GT(expected[i].tokens.size(), 40U);
+    EXPECT_EQ(shared[i].tokens, expected[i].tokens) << "session " << session;
+    EXPECT_EQ(separate[i].tokens, expected[i].tokens) << "session " << session;
+    EXPECT_EQ(automatic[i].tokens, expected[i].tokens) << "session " << session;
+  }
+  const DecodeStats stats = shared_model->decode_stats();
+  EXPECT_GT(stats.steps, 200U);
+  // Four threads decoding a few hundred steps each always overlap somewhere.
+  EXPECT_LT(stats.passes, stats.steps);
+  EXPECT_GE(stats.widest_pass, 2);
+  for (const ModelContext* unshared : {separate_model.get(), model_.get()}) {
+    EXPECT_EQ(unshared->decode_stats().passes, unshared->decode_stats().steps);
+    EXPECT_EQ(unshared->decode_stats().widest_pass, 1);
+  }
 }
 
 TEST_F(GenerationTest, DiffusionChunkIsGrammaticalAndSeeded) {

@@ -89,6 +89,67 @@ TEST(Network, KvCacheDecodingEqualsFullForward) {
   for (std::int64_t prefix : {1, 3, 4, 13, 16}) expect_cache_matches(net, prefix, 45);
 }
 
+TEST(Network, StepRowsDecodesEachSequenceAsAlone) {
+  TatumFlowNet net = random_net(testing::tiny_model_config());
+  torch::NoGradGuard no_grad;
+  net->prepare_inference();
+  // Sequences of different lengths (positions inside and at the end of coarse
+  // groups) and conditions, stepped one by one and as rows of one pass.
+  const std::vector<std::int64_t> prefixes = {5, 12, 31};
+  const auto conditions = condition_of(net, static_cast<std::int64_t>(prefixes.size()));
+  std::vector<torch::Tensor> sequences;
+  std::vector<DecodeCache> alone, together;
+  for (std::size_t row = 0; row < prefixes.size(); ++row) {
+    sequences.push_back(random_tokens(60, 11 + row)[0]);
+    const auto c = conditions[static_cast<std::int64_t>(row)].unsqueeze(0);
+    for (auto* caches : {&alone, &together}) {
+      caches->push_back(net->make_cache(net->config().max_positions, c));
+      (void)net->prefill(sequences.back().narrow(0, 0, prefixes[row]), caches->back());
+    }
+  }
+  std::vector<DecodeCache*> rows;
+  for (DecodeCache& cache : together) rows.push_back(&cache);
+  for (std::int64_t t = 0; t < 20; ++t) {
+    std::vector<std::int64_t> next;
+    for (std::size_t row = 0; row < prefixes.size(); ++row)
+      next.push_back(sequences[row][prefixes[row] + t].item<std::int64_t>());
+    const auto batched = net->step_rows(next, rows);
+    for (std::size_t row = 0; row < prefixes.size(); ++row) {
+      const auto expected = net->step(next[row], alone[row]);
+      ASSERT_LT((batched[static_cast<std::int64_t>(row)] - expected).abs().max().item<double>(), 1e-4)
+          << "row " << row << " step " << t;
+    }
+  }
+  for (std::size_t row = 0; row < prefixes.size(); ++row) {
+    EXPECT_EQ(together[row].length, alone[row].length);
+    const AttentionCache& got = together[row].layers.back();
+    const AttentionCache& want = alone[row].layers.back();
+    EXPECT_TRUE(torch::allclose(got.k, want.k, 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(got.coarse.back().k, want.coarse.back().k, 1e-5, 1e-5));
+  }
+}
+
+// step() runs its attention in plain loops for float32 on the CPU and in
+// torch operations elsewhere (a GPU); float64 on the CPU takes the latter.
+TEST(Network, CpuLoopsAndTorchOperationsDecodeAlike) {
+  TatumFlowNet fast = random_net(testing::tiny_model_config());
+  TatumFlowNet generic = random_net(testing::tiny_model_config());
+  generic->to(torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  const auto tokens = random_tokens(40, 9)[0];
+  const auto c = condition_of(fast, 1);
+  DecodeCache fast_cache = fast->make_cache(64, c);
+  DecodeCache generic_cache = generic->make_cache(64, c.to(torch::kFloat64));
+  (void)fast->prefill(tokens.narrow(0, 0, 6), fast_cache);
+  (void)generic->prefill(tokens.narrow(0, 0, 6), generic_cache);
+  for (std::int64_t t = 6; t < 40; ++t) {
+    const std::int64_t token = tokens[t].item<std::int64_t>();
+    const auto expected = generic->step(token, generic_cache).to(torch::kFloat32);
+    ASSERT_LT((fast->step(token, fast_cache) - expected).abs().max().item<double>(), 1e-4)
+        << "position " << t;
+  }
+}
+
 TEST(Network, KvCacheWithPrecomputedInputTable) {
   TatumFlowNet net = random_net(testing::tiny_model_config());
   {

@@ -41,6 +41,9 @@ class ConfigError : public std::runtime_error {
 };
 
 enum class ComputeDevice { cpu, cuda };
+// Answers generated at once share the model's forward passes (model_api.hpp
+// StepSharing): auto on a GPU only.
+enum class StepSharing { automatic, on, off };
 enum class AnswerEngine { model, echo };
 enum class ClockSource { internal, midi };
 
@@ -51,7 +54,8 @@ struct DaemonSettings {
   ComputeDevice device = ComputeDevice::cpu;
   AnswerEngine engine = AnswerEngine::model;
   std::string styles_dir = "/usr/local/share/tatumflow/styles";  // bundled <name>.style files
-  int inference_threads = 1;
+  int inference_threads = 4;
+  StepSharing step_sharing = StepSharing::automatic;
   int queue_capacity = 16;  // pending generation requests
   // Test hook: the model on `device` fails after this many chunks (model_generator.hpp); 0: off.
   int inject_device_failure_after_chunks = 0;

@@ -101,6 +101,9 @@ class AnswerStream {
 struct ComputeStatus {
   std::string device = "none";  // "cpu", "cuda", "cuda:1"; "none": no model (the echo engine)
   bool fell_back = false;       // a failing device was given up for the CPU
+  // Decoding steps per forward pass so far (above 1 when answers of several
+  // sessions shared passes); 0 before the first step or without a model.
+  double steps_per_pass = 0.0;
 };
 
 // The model's seam: implemented by the model adapter and by EchoGenerator.

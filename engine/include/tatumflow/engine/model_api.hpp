@@ -2,8 +2,10 @@
 // Chunked generation with a trained TatumFlow model, for the daemon and the CLI.
 // No torch here: the model lives behind ModelContext.
 //
-// Threads: a ModelContext is immutable once loaded and may be shared by any
-// number of inference threads at once. A GenerationState belongs to one
+// Threads: a ModelContext is immutable once loaded (apart from its step
+// combiner, which synchronises itself) and may be shared by any number of
+// inference threads at once; on a GPU their autoregressive decoding steps then
+// share forward passes (LoadOptions::step_sharing). A GenerationState belongs to one
 // session and is used by one inference thread at a time. Nothing here may run
 // on a real-time thread (everything allocates and runs the model).
 //
@@ -93,18 +95,44 @@ struct ModelInfo {
   std::filesystem::path path;
 };
 
+// Whether generate_chunk calls running on several threads at once (one per
+// session) batch their autoregressive steps into shared forward passes: a
+// thread that finds the network idle runs every step waiting at that moment.
+// A lone thread never waits, and its tokens are the same either way; in a
+// shared pass float rounding may differ in the last bit.
+enum class StepSharing {
+  kAuto,      // shared on a GPU, separate on the CPU
+  kShared,    // on the CPU a shared pass runs on one core what separate
+              // threads spread over all (`tatumflow bench realtime` measures both)
+  kSeparate,  // each thread runs its own steps
+};
+[[nodiscard]] const char* to_string(StepSharing sharing);  // any thread
+
+struct LoadOptions {
+  StepSharing step_sharing = StepSharing::kAuto;
+};
+
+// Autoregressive decoding on one ModelContext since it was loaded.
+struct DecodeStats {
+  std::uint64_t steps = 0;   // tokens fed one at a time, all sessions together
+  std::uint64_t passes = 0;  // forward passes they ran in (fewer than steps when shared)
+  int widest_pass = 0;       // most steps in one pass
+};
+
 class ModelContext {
  public:
   // Loads a checkpoint (a training checkpoint's EMA weights, or an exported
   // model) onto `device`: "cpu", "cuda" or "cuda:N". Throws CheckpointError
   // for a bad file and ModelError for an unavailable device. // any thread
   [[nodiscard]] static std::shared_ptr<const ModelContext> load(const std::filesystem::path& path,
-                                                                const std::string& device = "cpu");
+                                                                const std::string& device = "cpu",
+                                                                const LoadOptions& options = {});
   ~ModelContext();
   ModelContext(const ModelContext&) = delete;
   ModelContext& operator=(const ModelContext&) = delete;
 
-  [[nodiscard]] const ModelInfo& info() const;  // any thread
+  [[nodiscard]] const ModelInfo& info() const;     // any thread
+  [[nodiscard]] DecodeStats decode_stats() const;  // any thread
 
   struct Impl;
   [[nodiscard]] const Impl& impl() const { return *impl_; }  // for the model library itself

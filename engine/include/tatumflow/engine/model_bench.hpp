@@ -61,7 +61,8 @@ namespace tatumflow::model {
 
 // The answer path of a live session on a trained model, on any device: how soon
 // the first chunk is ready once the call ends, the real-time factor of one
-// session, and of several sessions whose denoising runs batched in one pass.
+// session, of several sessions whose denoising runs batched in one pass, and of
+// several sessions decoding on threads of their own at once.
 struct RealtimeBenchOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
   int repeats = 10;
@@ -69,7 +70,7 @@ struct RealtimeBenchOptions {
   double chunk_seconds = 2.0;          // music per answer chunk
   int diffusion_steps = 8;             // DDIM steps per block, as the daemon's default
   float guidance = 1.5f;               // classifier-free guidance doubles the denoising batch
-  std::vector<int> sessions = {1, 8};  // batch sizes of the batched denoising measurement
+  std::vector<int> sessions = {1, 8};  // batched denoising and concurrent sessions measured
   int fresh_positions = 128;           // positions generated per window in the batched measurement
   bool bf16 = true;                    // bf16 autocast of denoising on a CUDA device
   std::uint64_t seed = 1;
@@ -78,6 +79,19 @@ struct RealtimeBenchOptions {
 struct BatchedTimings {
   int sessions = 0;
   std::vector<double> window_ms;  // per repeat: all sessions' windows denoised and read out
+};
+
+// Several sessions answering at once, each on an inference thread of its own
+// (the daemon's pool), in autoregressive mode: one chunk each from a cold
+// state, all started together. Each repeat runs the sessions once with their
+// steps shared (StepSharing::kShared) and once with every thread running its
+// own, side by side.
+struct ConcurrentTimings {
+  int sessions = 0;
+  std::vector<double> shared_ms;  // per repeat: until the last session's chunk is done
+  std::vector<double> separate_ms;
+  std::vector<double> music_seconds;  // per repeat: the chunks' mean length (shared runs)
+  double steps_per_pass = 0.0;        // shared runs: decoding steps per forward pass
 };
 
 struct RealtimeBenchResult {
@@ -92,6 +106,7 @@ struct RealtimeBenchResult {
   double chunk_music_seconds_ar = 0.0;
   int window_positions = 0;
   std::vector<BatchedTimings> batched;
+  std::vector<ConcurrentTimings> concurrent;  // one per entry of options.sessions
 };
 
 // `call` is the player's phrase as tokens (tokens::encode). Throws ModelError
