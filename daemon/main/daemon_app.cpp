@@ -7,6 +7,7 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <stdexcept>
@@ -125,6 +126,8 @@ void DaemonApp::open_engine() {
                    ": the model will fail on purpose (a test hook)");
     }
     auto generator = std::make_unique<ModelGenerator>(std::move(model), base, log_, options);
+    log_.info("model warmed up: a first answer and style took " +
+              std::to_string(std::lround(generator->warm_up())) + " ms");
     encoder_ = generator.get();
     generator_ = std::move(generator);
 #else

@@ -101,6 +101,30 @@ ModelGenerator::ModelGenerator(std::shared_ptr<const model::ModelContext> model,
       options_(options),
       can_fall_back_(model_->info().device != "cpu" || options.inject_device_failure_after_chunks > 0) {}
 
+double ModelGenerator::warm_up() {
+  const std::int64_t started_us = steady_now_us();
+  // Two bars of a C major arpeggio at 120 bpm.
+  Performance phrase;
+  for (int i = 0; i < 16; ++i) {
+    const std::uint8_t pitches[] = {60, 64, 67, 72};
+    phrase.notes.push_back({i * 250'000, 200'000, pitches[i % 4], 80});
+  }
+  const std::vector<tokens::Token> call = tokens::encode(phrase, {.add_sos = true, .add_eos = false});
+  model::GenerationControls controls = base_;
+  controls.theory = std::make_shared<const TheoryFeatures>(model::theory_of(call));
+  const auto answer = [&](const model::ModelContext& model) {
+    model::GenerationState state;
+    (void)model::generate_chunk(model, state, call, model::encode_style(model, call), controls, 1.0);
+  };
+  try {
+    answer(*model_);
+  } catch (const std::exception& error) {
+    if (!fall_back_from(*model_, error)) throw;
+    answer(*current());
+  }
+  return double(steady_now_us() - started_us) / 1000.0;
+}
+
 std::unique_ptr<AnswerStream> ModelGenerator::begin(const GenerationRequest& request) {
   model::GenerationControls controls = base_;
   controls.temperature = request.controls.temperature;

@@ -186,6 +186,7 @@ TEST(TatumflowdModel, AnswersFoursOnBarFiveInTheTatumStyle) {
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait_exit(std::chrono::seconds(20)), 0);
   EXPECT_EQ(read_text(log).find("generation failed"), std::string::npos) << read_text(log);
+  EXPECT_NE(read_text(log).find("model warmed up"), std::string::npos) << read_text(log);
   std::filesystem::remove_all(state);
   std::filesystem::remove(log);
 }

@@ -44,6 +44,13 @@ class ModelGenerator final : public ChunkGenerator, public StyleEncoder {
   ModelGenerator(std::shared_ptr<const model::ModelContext> model, model::GenerationControls base,
                  Logger& log, ModelGeneratorOptions options = {});
 
+  // Generates one short answer and encodes one style, so the first call is
+  // not the one paying for first use (allocator growth; on a GPU the CUDA
+  // context, kernel selection and cuBLAS handles). Returns the milliseconds
+  // it took. A device failing here falls back to the CPU as in an answer.
+  // // event-loop thread, at startup
+  double warm_up();
+
   // // inference thread (several at once)
   [[nodiscard]] std::unique_ptr<AnswerStream> begin(const GenerationRequest& request) override;
   [[nodiscard]] StyleLatent encode(std::span<const tokens::Token> tokens) override;
