@@ -68,6 +68,7 @@ struct Options {
   double context_seconds = 20.0;
   double continuation_seconds = 10.0;
   std::size_t model_context_tokens = 512;
+  std::int64_t context_positions = 0;
   double chunk_seconds = 2.0;
   float temperature = 1.0f;
   int top_k = 50;
@@ -427,7 +428,8 @@ void run(const Options& options) {
   const fs::path out = options.out;
   fs::create_directories(out / "midi");
 
-  const auto model = model::ModelContext::load(options.checkpoint, options.device);
+  const auto model = model::ModelContext::load(options.checkpoint, options.device,
+                                               {.context_positions = options.context_positions});
   const dataset::TokenCache cache = dataset::TokenCache::open(options.cache);
   std::size_t performances = 0;
   std::size_t candidate_clips = 0;
@@ -604,6 +606,7 @@ void run(const Options& options) {
   nlohmann::json report = {
       {"checkpoint", options.checkpoint},
       {"trained_steps", info.trained_steps},
+      {"context_positions", info.context_positions},
       {"parameters", info.parameters},
       {"device", info.device},
       {"cache", options.cache},
@@ -809,6 +812,11 @@ const bool registered = register_command([](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--model-context-tokens", options->model_context_tokens,
                   "Context tokens the model sees, cut where time moves (its training window; 0: all)")
+      ->capture_default_str();
+  cmd->add_option("--context-positions", options->context_positions,
+                  "Positions the model may be fed (0: its training window, as recorded in the checkpoint; "
+                  "for experiments: later positions were never trained)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option(
       "--style", options->style,

@@ -296,6 +296,10 @@ std::shared_ptr<const ModelContext> ModelContext::load(const std::filesystem::pa
   }
   retain_freed_memory();
   LoadedCheckpoint loaded = read_checkpoint(path);
+  if (options.context_positions < 0 || options.context_positions > loaded.header.config.max_positions) {
+    throw ModelError("context positions " + std::to_string(options.context_positions) + " outside [0, " +
+                     std::to_string(loaded.header.config.max_positions) + "], the model's position table");
+  }
   auto impl = translate_errors<CheckpointError>("checkpoint " + path.string(), [&] {
     const bool share = options.step_sharing == StepSharing::kShared ||
                        (options.step_sharing == StepSharing::kAuto && !target.is_cpu());
@@ -313,9 +317,11 @@ std::shared_ptr<const ModelContext> ModelContext::load(const std::filesystem::pa
     made->info.device = target.str();
     made->info.trained_steps = loaded.header.step;
     made->info.context_positions =
-        loaded.header.window_tokens > 0
-            ? std::min<std::int64_t>(loaded.header.window_tokens, loaded.header.config.max_positions)
-            : loaded.header.config.max_positions;
+        options.context_positions > 0
+            ? options.context_positions
+            : (loaded.header.window_tokens > 0
+                   ? std::min<std::int64_t>(loaded.header.window_tokens, loaded.header.config.max_positions)
+                   : loaded.header.config.max_positions);
     made->info.path = path;
     for (const auto& parameter : made->net->parameters()) made->info.parameters += parameter.numel();
     return made;

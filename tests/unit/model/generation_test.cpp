@@ -285,6 +285,15 @@ TEST(GenerationWindow, PositionsPastTheTrainingWindowAreNeverUsed) {
   const auto clean = ModelContext::load(directory.path() / "clean.tfc");
   const auto poisoned = ModelContext::load(directory.path() / "poisoned.tfc");
   ASSERT_EQ(poisoned->info().context_positions, kWindowTokens);
+  // An experiment may ask for more, up to the position table.
+  EXPECT_EQ(
+      ModelContext::load(directory.path() / "clean.tfc", "cpu", {.context_positions = 2 * kWindowTokens})
+          ->info()
+          .context_positions,
+      2 * kWindowTokens);
+  EXPECT_THROW((void)ModelContext::load(directory.path() / "clean.tfc", "cpu",
+                                        {.context_positions = config.max_positions + 1}),
+               ModelError);
 
   const std::vector<Token> context =
       tokens::encode(testing::synthetic_performance(4, 20.0), {.add_sos = true, .add_eos = false});

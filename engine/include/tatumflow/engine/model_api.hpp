@@ -110,6 +110,10 @@ enum class StepSharing {
 
 struct LoadOptions {
   StepSharing step_sharing = StepSharing::kAuto;
+  // Positions generation may feed the network (ModelInfo::context_positions);
+  // 0: the checkpoint's own. For experiments: positions past the training
+  // window were never trained.
+  std::int64_t context_positions = 0;
 };
 
 // Autoregressive decoding on one ModelContext since it was loaded.
