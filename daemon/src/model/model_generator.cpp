@@ -105,8 +105,8 @@ double ModelGenerator::warm_up() {
   const std::int64_t started_us = steady_now_us();
   // Two bars of a C major arpeggio at 120 bpm.
   Performance phrase;
+  const std::uint8_t pitches[] = {60, 64, 67, 72};
   for (int i = 0; i < 16; ++i) {
-    const std::uint8_t pitches[] = {60, 64, 67, 72};
     phrase.notes.push_back({i * 250'000, 200'000, pitches[i % 4], 80});
   }
   const std::vector<tokens::Token> call = tokens::encode(phrase, {.add_sos = true, .add_eos = false});
@@ -149,9 +149,8 @@ StyleLatent ModelGenerator::encode(std::span<const tokens::Token> tokens) {
 
 ComputeStatus ModelGenerator::compute_status() const {
   const std::shared_ptr<const model::ModelContext> model = current();
-  const model::DecodeStats decoding = model->decode_stats();
   return {model->info().device, fell_back_.load(std::memory_order_acquire),
-          decoding.passes == 0 ? 0.0 : double(decoding.steps) / double(decoding.passes)};
+          model->decode_stats().steps_per_pass()};
 }
 
 std::shared_ptr<const model::ModelContext> ModelGenerator::current() const {

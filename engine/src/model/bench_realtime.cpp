@@ -136,7 +136,8 @@ RealtimeBenchResult bench_realtime(const std::filesystem::path& checkpoint, std:
     }
     const DecodeStats after = shared->decode_stats();
     timings.steps_per_pass =
-        double(after.steps - before.steps) / double(std::max<std::uint64_t>(after.passes - before.passes, 1));
+        DecodeStats{after.steps - before.steps, after.passes - before.passes, after.widest_pass}
+            .steps_per_pass();
     result.concurrent.push_back(std::move(timings));
   }
 

@@ -10,7 +10,7 @@ torch::Tensor StepCombiner::step(TatumFlowNet& net, std::int64_t token, DecodeCa
   mine.token = token;
   mine.cache = &cache;
   if (!share_) {
-    std::vector<Pending*> alone = {&mine};
+    Pending* const alone[] = {&mine};
     run(net, alone);
   } else {
     std::unique_lock lock(mutex_);
@@ -43,7 +43,7 @@ torch::Tensor StepCombiner::step(TatumFlowNet& net, std::int64_t token, DecodeCa
   return mine.logits;
 }
 
-void StepCombiner::run(TatumFlowNet& net, const std::vector<Pending*>& batch) {
+void StepCombiner::run(TatumFlowNet& net, std::span<Pending* const> batch) {
   std::vector<std::int64_t> tokens;
   std::vector<DecodeCache*> caches;
   for (const Pending* pending : batch) {

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "network.hpp"
@@ -68,7 +69,7 @@ class StepCombiner {
   };
 
   // Runs `batch` as one pass and counts it; called without mutex_ held.
-  void run(TatumFlowNet& net, const std::vector<Pending*>& batch);
+  void run(TatumFlowNet& net, std::span<Pending* const> batch);
 
   const bool share_;
   mutable std::mutex mutex_;

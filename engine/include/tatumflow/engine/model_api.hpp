@@ -121,6 +121,9 @@ struct DecodeStats {
   std::uint64_t steps = 0;   // tokens fed one at a time, all sessions together
   std::uint64_t passes = 0;  // forward passes they ran in (fewer than steps when shared)
   int widest_pass = 0;       // most steps in one pass
+
+  // Steps per pass; 0 before the first. // any thread
+  [[nodiscard]] double steps_per_pass() const { return passes == 0 ? 0.0 : double(steps) / double(passes); }
 };
 
 class ModelContext {
