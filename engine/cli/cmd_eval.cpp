@@ -23,6 +23,7 @@ struct Options {
   std::size_t max_files = 0;
   std::size_t window_tokens = 513;  // the bundled model's training window plus its target
   std::size_t context_tokens = 256;
+  std::size_t reference_tokens = 128;  // the bundled model's training reference
   int markov_order = 4;
   bool skip_markov = false;
   bool json = false;
@@ -56,12 +57,13 @@ nlohmann::json markov_report(const dataset::TokenCache& cache, const EvalWindows
           {"eval_seconds", seconds_since(started) - train_seconds}};
 }
 
-nlohmann::json model_report(const std::string& checkpoint, const EvalWindows& windows) {
+nlohmann::json model_report(const std::string& checkpoint, const EvalWindows& windows,
+                            [[maybe_unused]] std::size_t reference_tokens) {
 #ifdef TATUMFLOW_HAVE_MODEL
   const auto started = std::chrono::steady_clock::now();
   const double noise_levels[] = {0.1, 0.5, 0.9};
-  const auto result =
-      model::evaluate_checkpoint(checkpoint, windows.windows, windows.seconds_of_music, noise_levels, 1);
+  const auto result = model::evaluate_checkpoint(checkpoint, windows.windows, windows.seconds_of_music,
+                                                 noise_levels, reference_tokens, 1);
   nlohmann::json reconstruction = nlohmann::json::object();
   for (const auto& level : result.reconstruction) {
     reconstruction["noise_" + std::to_string(level.noise_level).substr(0, 3)] = {
@@ -71,6 +73,7 @@ nlohmann::json model_report(const std::string& checkpoint, const EvalWindows& wi
   return {{"checkpoint", checkpoint},
           {"trained_steps", result.trained_steps},
           {"parameters", result.parameters},
+          {"reference_tokens", reference_tokens},
           {"tokens", ar.tokens},
           {"nll_per_token", ar.nll_per_token},
           {"perplexity", ar.perplexity},
@@ -103,7 +106,8 @@ void run(const Options& options) {
                            {"window_tokens", options.window_tokens},
                            {"context_tokens", options.context_tokens},
                            {"seconds_of_music", windows.seconds_of_music}};
-  if (!options.checkpoint.empty()) report["model"] = model_report(options.checkpoint, windows);
+  if (!options.checkpoint.empty())
+    report["model"] = model_report(options.checkpoint, windows, options.reference_tokens);
   if (!options.skip_markov) report["markov"] = markov_report(cache, windows, options.markov_order);
   if (report.contains("model") && report.contains("markov")) {
     const double model_nll = report["model"]["nll_per_token"];
@@ -130,6 +134,10 @@ const bool registered = register_command([](CLI::App& app) {
          "--context-tokens", options->context_tokens,
          "Overlap of consecutive windows: tokens every scored token after the first window sees at least "
          "(0: consecutive windows)")
+      ->capture_default_str();
+  cmd->add_option("--reference-tokens", options->reference_tokens,
+                  "Condition each window's style and theory on this many tokens before it, as training does "
+                  "(0: the null conditions)")
       ->capture_default_str();
   cmd->add_option("--markov-order", options->markov_order, "Longest Markov context")->capture_default_str();
   cmd->add_flag("--no-markov", options->skip_markov, "Skip the Markov baseline");

@@ -538,6 +538,17 @@ WindowSampler::WindowSampler(const TokenCache& cache, std::size_t window_tokens,
   }
 }
 
+std::span<const tokens::Token> style_reference(std::span<const tokens::Token> performance, std::size_t begin,
+                                               std::size_t end) {
+  for (std::size_t i = begin; i < begin + (end - begin) / 2; ++i) {
+    if (performance[i] == tokens::kChunk) {
+      begin = i;
+      break;
+    }
+  }
+  return performance.subspan(begin, end - begin);
+}
+
 Window WindowSampler::sample_window(Rng& rng) const {
   const Start start = starts_[rng.below(starts_.size())];
   const std::span<const tokens::Token> sequence = cache_->tokens(start.performance);

@@ -32,7 +32,7 @@ std::vector<ScoredWindow> scored_windows(std::span<const tokens::Token> sequence
   const std::size_t stride = window_tokens - overlap;
   for (std::size_t start = 0;; start += stride) {
     const std::size_t length = std::min(window_tokens, sequence.size() - start);
-    windows.push_back({sequence.subspan(start, length), start == 0 ? 1 : overlap});
+    windows.push_back({sequence.subspan(start, length), start == 0 ? 1 : overlap, sequence.first(start)});
     if (start + length == sequence.size()) break;
   }
   return windows;

@@ -65,6 +65,32 @@ TEST(ScoredWindows, WithoutContextWindowsShareOneToken) {
   EXPECT_TRUE(scored_windows(std::vector<Token>(1, Token{7}), 100, 0).empty());
 }
 
+// The style/theory reference of a window comes from `before`: it must be the
+// past of every token the window scores, and all of it.
+TEST(ScoredWindows, BeforeIsEverythingThatPrecedesTheWindow) {
+  std::vector<Token> sequence(1000);
+  std::iota(sequence.begin(), sequence.end(), Token{0});
+  for (const auto& window : scored_windows(sequence, 129, 64)) {
+    EXPECT_EQ(window.before.data(), sequence.data());
+    EXPECT_EQ(window.before.data() + window.before.size(), window.tokens.data());
+  }
+}
+
+TEST(StyleReference, OpensAtAChunkBoundaryInItsFirstHalf) {
+  std::vector<Token> performance(100, Token{200});
+  performance[30] = tokens::kChunk;
+  performance[80] = tokens::kChunk;
+  // [20, 100): 30 lies in the first half, so the reference starts there.
+  auto reference = dataset::style_reference(performance, 20, 100);
+  EXPECT_EQ(reference.data(), performance.data() + 30);
+  EXPECT_EQ(reference.size(), 70U);
+  // [40, 100): the only boundary, 80, lies in the second half; keep the whole span.
+  reference = dataset::style_reference(performance, 40, 100);
+  EXPECT_EQ(reference.data(), performance.data() + 40);
+  EXPECT_EQ(reference.size(), 60U);
+  EXPECT_TRUE(dataset::style_reference(performance, 10, 10).empty());
+}
+
 TEST(ScoredWindows, ContextMustLeaveRoomToScore) {
   const std::vector<Token> sequence(50, Token{7});
   EXPECT_THROW((void)scored_windows(sequence, 64, 63), std::invalid_argument);

@@ -55,7 +55,7 @@ TEST(Markov, EvaluationBeatsUniformOnPredictableData) {
   const auto train = repeating({5, 6, 7, 8, 9, 100, 200}, 100);
   model.train(train);
   const auto held_out = repeating({5, 6, 7, 8, 9, 100, 200}, 10);
-  const ScoredWindow window{held_out, 1};
+  const ScoredWindow window{held_out, 1, {}};
   const TokenScore result = evaluate(model, std::span(&window, 1), 7.0);
   EXPECT_EQ(result.tokens, static_cast<std::int64_t>(held_out.size() - 1));
   EXPECT_LT(result.nll_per_token, 0.2);

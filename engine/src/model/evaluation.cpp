@@ -3,6 +3,7 @@
 
 #include "context.hpp"
 #include "tatumflow/engine/model_eval.hpp"
+#include "tatumflow/engine/theory_features.hpp"
 
 namespace tatumflow::model {
 
@@ -26,11 +27,37 @@ torch::Tensor stack_windows(std::span<const ScoredWindow> windows, std::size_t f
   return batch;
 }
 
+// What the windows [first, first + count) are conditioned on: style and theory
+// of the reference before each, or the null conditions (see evaluate_checkpoint).
+torch::Tensor content_conditions(TatumFlowNet& net, std::span<const ScoredWindow> windows, std::size_t first,
+                                 std::size_t count, std::size_t reference_tokens) {
+  const auto size = static_cast<std::int64_t>(count);
+  if (reference_tokens == 0) return net->content_condition(torch::Tensor(), torch::Tensor(), {}, {});
+  auto reference = torch::full({size, static_cast<std::int64_t>(reference_tokens)},
+                               static_cast<std::int64_t>(tokens::kPad), torch::kInt64);
+  auto theory = torch::zeros({size, kTheoryFeatureTotal});
+  auto keep = torch::zeros({size}, torch::kBool);
+  auto rows = reference.accessor<std::int64_t, 2>();
+  for (std::size_t b = 0; b < count; ++b) {
+    const auto before = windows[first + b].before;
+    if (before.empty()) continue;
+    const std::size_t begin = before.size() > reference_tokens ? before.size() - reference_tokens : 0;
+    const auto source = dataset::style_reference(before, begin, before.size());
+    const auto row = static_cast<std::int64_t>(b);
+    for (std::size_t i = 0; i < source.size(); ++i) rows[row][static_cast<std::int64_t>(i)] = source[i];
+    theory[row].copy_(theory_tensor(compute_theory_features(tokens::decode(source)))[0]);
+    keep[row] = true;
+  }
+  const StyleOutput style = net->encode_style(reference);
+  return net->content_condition(style.mu, net->encode_theory(theory).fused, keep, keep);
+}
+
 }  // namespace
 
 CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
                                          std::span<const ScoredWindow> windows, double seconds_of_music,
-                                         std::span<const double> noise_levels, std::uint64_t seed) {
+                                         std::span<const double> noise_levels, std::size_t reference_tokens,
+                                         std::uint64_t seed) {
   const auto model = ModelContext::load(checkpoint);
   const ModelContext::Impl& impl = model->impl();
   TatumFlowNet net = impl.net;  // a handle; in eval mode the parameters are only read
@@ -65,7 +92,8 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
     const auto valid = targets.ne(tokens::kPad);
     const auto x0 = net->encode_latent(inputs);
 
-    const auto clean = net->condition(torch::zeros({size}), torch::Tensor(), torch::Tensor());
+    const auto content = content_conditions(net, windows, first, count, reference_tokens);
+    const auto clean = net->time_condition(torch::zeros({size})) + content;
     const auto logits = net->token_logits(
         net->backbone(x0, torch::full_like(inputs, kRoleAutoregressive), clean, AttentionMode::kCausal));
     const auto ce =
@@ -87,8 +115,7 @@ CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint
       const auto x_t =
           torch::sqrt(alpha_bar) * x0 + torch::sqrt(1 - alpha_bar) * torch::randn(x0.sizes(), generator);
       const auto input = torch::where(noised.unsqueeze(-1), x_t, x0);
-      const auto c =
-          net->condition(torch::full({size}, double(t), torch::kFloat32), torch::Tensor(), torch::Tensor());
+      const auto c = net->time_condition(torch::full({size}, double(t), torch::kFloat32)) + content;
       const auto raw = net->predict_latent(net->backbone(input, roles, c, AttentionMode::kBidirectional));
       const auto predicted = net->readout(predicted_x0(config.prediction, raw, x_t, alpha_bar));
       recon_correct[level] += predicted.argmax(-1).eq(inputs).logical_and(noised).sum().item<double>();

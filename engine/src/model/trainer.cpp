@@ -89,14 +89,8 @@ class BatchSource {
       begin = std::min<std::size_t>(window.start + window.tokens.size(), all.size());
       end = std::min(begin + want, all.size());
     }
-    // Open at a chunk boundary when there is one early enough, so the reference decodes like a window.
-    for (std::size_t i = begin; i < begin + (end - begin) / 2; ++i) {
-      if (all[i] == tokens::kChunk) {
-        begin = i;
-        break;
-      }
-    }
-    return {all.begin() + static_cast<std::ptrdiff_t>(begin), all.begin() + static_cast<std::ptrdiff_t>(end)};
+    const auto reference = dataset::style_reference(all, begin, end);
+    return {reference.begin(), reference.end()};
   }
 
   const dataset::TokenCache& cache_;

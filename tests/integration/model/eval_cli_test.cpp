@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // `tatumflow eval` on the bundled model and a synthetic token cache: the model
 // and the Markov baseline score the same tokens, overlapping (strided) windows
-// score every token once as consecutive ones do, and a window that leaves
+// score every token once as consecutive ones do, a style taken from the tokens
+// before a window changes its score, and a window that leaves
 // nothing to score fails with a message that says what.
 #include <gtest/gtest.h>
 
@@ -64,6 +65,22 @@ TEST_F(EvalCli, ModelAndMarkovScoreTheSameTokensOnce) {
   EXPECT_GT(b["windows"].get<int>(), a["windows"].get<int>());
   EXPECT_NE(a["model"]["nll_per_token"].get<double>(), b["model"]["nll_per_token"].get<double>());
   EXPECT_EQ(b["context_tokens"], 64);
+}
+
+// Windows after a performance's first take style and theory from the tokens
+// before them: the same tokens scored, scored differently than with none.
+TEST_F(EvalCli, StyleFromThePastScoresTheSameTokensDifferently) {
+  const testing::CliResult with_past = eval("--window-tokens 129 --context-tokens 64");
+  ASSERT_EQ(with_past.status, 0) << with_past.err;
+  const testing::CliResult without = eval("--window-tokens 129 --context-tokens 64 --reference-tokens 0");
+  ASSERT_EQ(without.status, 0) << without.err;
+  const nlohmann::json a = nlohmann::json::parse(with_past.out);
+  const nlohmann::json b = nlohmann::json::parse(without.out);
+  EXPECT_EQ(a["model"]["reference_tokens"], 128);
+  EXPECT_EQ(b["model"]["reference_tokens"], 0);
+  EXPECT_EQ(a["model"]["tokens"], b["model"]["tokens"]);
+  EXPECT_NE(a["model"]["nll_per_token"].get<double>(), b["model"]["nll_per_token"].get<double>());
+  EXPECT_EQ(a["markov"]["nll_per_token"], b["markov"]["nll_per_token"]);
 }
 
 TEST_F(EvalCli, ContextFillingTheWindowIsRefused) {

@@ -148,6 +148,13 @@ struct Window {
   std::span<const tokens::Token> tokens;
 };
 
+// The style/theory reference a window is conditioned on: tokens [begin, end) of
+// a performance, opened at a chunk boundary in their first half when there is
+// one, so that it decodes like a window. Training and evaluation both take it
+// from here. Any thread.
+[[nodiscard]] std::span<const tokens::Token> style_reference(std::span<const tokens::Token> performance,
+                                                             std::size_t begin, std::size_t end);
+
 // Draws fixed-length windows that start on a chunk boundary (the SOS at 0 or a
 // <T> token), uniformly over all such starts whose window fits in its
 // performance, so long performances are drawn in proportion to their length.

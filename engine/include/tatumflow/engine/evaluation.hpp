@@ -19,6 +19,7 @@ namespace tatumflow {
 struct ScoredWindow {
   std::span<const tokens::Token> tokens;
   std::size_t first_scored = 1;
+  std::span<const tokens::Token> before;  // the performance's tokens before the window
 };
 
 // Cuts a sequence into windows of at most window_tokens that score every token

@@ -29,12 +29,15 @@ struct CheckpointEvaluation {
 };
 
 // Scores each window's scored tokens given the tokens before them in that
-// window, with no style or theory (the learned null conditions), the way the
-// Markov baseline sees the same windows. Throws CheckpointError/ModelError.
+// window. With reference_tokens 0 there is no style or theory (the learned null
+// conditions); with N, both come from the last N tokens before the window, as in
+// training (style_reference(); the latent's mean), so every scored token is
+// still predicted from its past alone, and a window with nothing before it gets
+// the null conditions. Throws CheckpointError/ModelError.
 [[nodiscard]] CheckpointEvaluation evaluate_checkpoint(const std::filesystem::path& checkpoint,
                                                        std::span<const ScoredWindow> windows,
                                                        double seconds_of_music,
                                                        std::span<const double> noise_levels,
-                                                       std::uint64_t seed);
+                                                       std::size_t reference_tokens, std::uint64_t seed);
 
 }  // namespace tatumflow::model
