@@ -31,8 +31,8 @@ void GenerationOptions::add_to(CLI::App* cmd, const std::string& out_help) {
   cmd->add_option("--steps", steps, "Refinement steps of the diffusion model (more: slower, cleaner)")
       ->capture_default_str();
   cmd->add_option("--guidance", guidance,
-                  "How strongly the diffusion model follows the style or the change asked for (1: no "
-                  "extra push)")
+                  "How strongly the model follows the style or the change asked for (1: no extra push; "
+                  "above 1 costs a second decoding pass)")
       ->capture_default_str();
   cmd->add_option("--sampler", sampler, "ddim: calm, repeatable refinement; ddpm: fresh noise every step")
       ->check(CLI::IsMember({"ddim", "ddpm"}))

@@ -17,15 +17,23 @@ namespace tatumflow::model {
 
 using tokens::Token;
 
+// One autoregressive pass over the window under one condition.
+struct DecodeStream {
+  DecodeCache cache;
+  torch::Tensor condition;    // (1, D) the cache was built with; undefined: stream unused
+  torch::Tensor next_logits;  // (V) after the last cached token
+};
+
 struct GenerationState::Impl {
   const ModelContext::Impl* owner = nullptr;
   bool has_cache = false;
-  DecodeCache cache;
-  std::vector<Token> cached;       // window tokens fed into the cache
-  torch::Tensor cached_condition;  // (1, D) the cache was built with
-  torch::Tensor next_logits;       // (V) after the last cached token
+  std::vector<Token> cached;  // window tokens fed into the caches
+  DecodeStream styled;
+  // Classifier-free guidance on the style: the same tokens without it.
+  DecodeStream unstyled;
   TokenSampler sampler;
   std::vector<float> logits = std::vector<float>(tokens::kVocabSize);
+  std::vector<float> unstyled_logits = std::vector<float>(tokens::kVocabSize);
   double seconds_per_denoise_step = 0.0;  // running estimate for deadline planning
 };
 
@@ -88,55 +96,84 @@ struct Plan {
   }
 };
 
-void ensure_cache(const ModelContext::Impl& model, GenerationState::Impl& state,
-                  std::span<const Token> window, const torch::Tensor& condition) {
+bool same_condition(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.defined() == b.defined() && (!a.defined() || torch::equal(a, b));
+}
+
+// Feeds `token` to every stream in use.
+void step_streams(const ModelContext::Impl& model, GenerationState::Impl& state, Token token) {
   TatumFlowNet net = model.net;  // a handle; in eval mode the parameters are only read
+  for (DecodeStream* stream : {&state.styled, &state.unstyled}) {
+    if (stream->condition.defined()) stream->next_logits = model.steps.step(net, token, stream->cache);
+  }
+  state.cached.push_back(token);
+}
+
+// unstyled_condition: undefined unless classifier-free guidance is on.
+void ensure_cache(const ModelContext::Impl& model, GenerationState::Impl& state,
+                  std::span<const Token> window, const torch::Tensor& condition,
+                  const torch::Tensor& unstyled_condition) {
   const bool reusable = state.has_cache && state.owner == &model && state.cached.size() <= window.size() &&
                         window.size() - state.cached.size() <= kMaxCatchUpSteps &&
                         std::equal(state.cached.begin(), state.cached.end(), window.begin()) &&
-                        torch::equal(state.cached_condition, condition) && !state.cached.empty();
+                        same_condition(state.styled.condition, condition) &&
+                        same_condition(state.unstyled.condition, unstyled_condition) && !state.cached.empty();
   if (reusable) {
-    for (std::size_t i = state.cached.size(); i < window.size(); ++i) {
-      state.next_logits = model.steps.step(net, window[i], state.cache);
-      state.cached.push_back(window[i]);
-    }
+    for (std::size_t i = state.cached.size(); i < window.size(); ++i) step_streams(model, state, window[i]);
     return;
   }
-  state.cache = net->make_cache(model.info.context_positions, condition);
-  state.next_logits = net->prefill(token_tensor(window, model.device), state.cache);
+  TatumFlowNet net = model.net;
+  const auto tokens = token_tensor(window, model.device);
+  state.styled.condition = condition;
+  state.unstyled.condition = unstyled_condition;
+  for (DecodeStream* stream : {&state.styled, &state.unstyled}) {
+    if (!stream->condition.defined()) continue;
+    stream->cache = net->make_cache(model.info.context_positions, stream->condition);
+    stream->next_logits = net->prefill(tokens, stream->cache);
+  }
   state.cached.assign(window.begin(), window.end());
-  state.cached_condition = condition;
   state.owner = &model;
   state.has_cache = true;
 }
 
+// The next token's logits; with guidance g, unstyled + g * (styled - unstyled).
+void next_logits(GenerationState::Impl& state, float guidance) {
+  copy_logits(state.styled.next_logits, state.logits);
+  if (!state.unstyled.condition.defined()) return;
+  copy_logits(state.unstyled.next_logits, state.unstyled_logits);
+  for (std::size_t i = 0; i < state.logits.size(); ++i)
+    state.logits[i] = state.unstyled_logits[i] + guidance * (state.logits[i] - state.unstyled_logits[i]);
+}
+
 void generate_autoregressive(const ModelContext::Impl& model, GenerationState::Impl& state,
-                             std::span<const Token> context, const torch::Tensor& content, const Plan& plan,
+                             std::span<const Token> context, const torch::Tensor& content,
+                             const torch::Tensor& unstyled, float guidance, const Plan& plan,
                              TokenGrammar& grammar, Rng& rng, GeneratedChunk& chunk) {
   TatumFlowNet net = model.net;
   const auto capacity = static_cast<std::size_t>(model.info.context_positions);
-  const auto condition = net->time_condition(torch::zeros({1}, content.options())) + content;
+  const auto clean = net->time_condition(torch::zeros({1}, content.options()));
+  const auto condition = clean + content;
+  const auto unstyled_condition = unstyled.defined() ? clean + unstyled : torch::Tensor();
   std::vector<Token> sequence(context.begin(), context.end());
   if (sequence.empty()) sequence.push_back(tokens::kSos);
   const std::size_t room = std::min(plan.max_tokens, capacity / 2);
 
   while (chunk.tokens.size() < plan.max_tokens) {
     const std::size_t start = window_start(sequence, room, capacity);
-    ensure_cache(model, state, std::span(sequence).subspan(start), condition);
+    ensure_cache(model, state, std::span(sequence).subspan(start), condition, unstyled_condition);
     const StepCombiner::Decoding decoding(model.steps);
     // Decode until the cache is full; then slide the window and prefill again.
     while (chunk.tokens.size() < plan.max_tokens) {
       if (plan.should_stop(chunk)) return;
-      copy_logits(state.next_logits, state.logits);
+      next_logits(state, guidance);
       grammar.mask(state.logits);
       const Token token = state.sampler.sample(state.logits, plan.sampling, rng);
       chunk.tokens.push_back(token);
       sequence.push_back(token);
       grammar.push(token);
       if (grammar.now_us() >= plan.end_us) return;
-      if (state.cache.length >= state.cache.capacity) break;
-      state.next_logits = model.steps.step(net, token, state.cache);
-      state.cached.push_back(token);
+      if (state.styled.cache.length >= state.styled.cache.capacity) break;
+      step_streams(model, state, token);
     }
   }
 }
@@ -368,10 +405,13 @@ GeneratedChunk generate_chunk(const ModelContext& model, GenerationState& state,
     const auto content = net->content_condition(z, theory);
 
     Rng rng(mix64(controls.seed) ^ mix64(context.size() + 0x746f6b656eULL));
+    const auto unguided = controls.use_style ? net->content_condition({}, theory) : torch::Tensor();
     if (controls.mode == GenerationMode::kAutoregressive) {
-      generate_autoregressive(impl, state.impl(), context, content, plan, grammar, rng, chunk);
+      // Guidance 1 would decode the unstyled stream for nothing.
+      const auto unstyled = controls.guidance != 1.0f ? unguided : torch::Tensor();
+      generate_autoregressive(impl, state.impl(), context, content, unstyled, controls.guidance, plan,
+                              grammar, rng, chunk);
     } else {
-      const auto unguided = controls.use_style ? net->content_condition({}, theory) : torch::Tensor();
       generate_diffusion(impl, state, context, content, unguided, controls, plan, grammar, rng, chunk);
     }
     chunk.length_us = grammar.now_us() - chunk.start_us;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The public chunked-generation API (model_api.hpp) on a small random model:
-// grammar, chunk length, seeded determinism, cache reuse, cancellation,
-// deadlines, bad requests, style encoding.
+// grammar, chunk length, seeded determinism, cache reuse, style guidance,
+// cancellation, deadlines, bad requests, style encoding.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -209,6 +209,31 @@ TEST_F(GenerationTest, TheoryConditioningChangesTheOutput) {
   c.theory = theory;
   const auto edited = generate_chunk(*model_, b, context, {}, c, 2.0);
   EXPECT_NE(plain.tokens, edited.tokens);
+}
+
+// Autoregressive classifier-free guidance: 0 decodes as if unstyled, 1 as
+// styled alone, more goes past the style; a warm cache keeps both streams.
+TEST_F(GenerationTest, StyleGuidanceRunsFromUnstyledThroughStyled) {
+  std::vector<Token> context = prompt();
+  const StyleLatent style = encode_style(*model_, prompt(3));
+  const auto chunk = [&](bool use_style, float guidance, GenerationState& state) {
+    GenerationControls c = controls(GenerationMode::kAutoregressive, 8);
+    c.use_style = use_style;
+    c.guidance = guidance;
+    return generate_chunk(*model_, state, context, style, c, 2.0).tokens;
+  };
+  GenerationState s1, s2, s3, s4, warm, cold;
+  const auto unstyled = chunk(false, 1.0f, s1);
+  const auto styled = chunk(true, 1.0f, s2);
+  ASSERT_NE(unstyled, styled);
+  EXPECT_EQ(chunk(true, 0.0f, s3), unstyled);
+  const auto guided = chunk(true, 3.0f, s4);
+  EXPECT_NE(guided, styled);
+  EXPECT_NE(guided, unstyled);
+
+  const auto first = chunk(true, 3.0f, warm);
+  context.insert(context.end(), first.begin(), first.end());
+  EXPECT_EQ(chunk(true, 3.0f, warm), chunk(true, 3.0f, cold));
 }
 
 TEST_F(GenerationTest, CancelAndDeadlineStopAtOnce) {

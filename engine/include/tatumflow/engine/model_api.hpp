@@ -62,8 +62,10 @@ struct GenerationControls {
   // The style vector is mean + creativity * sigma * noise (noise fixed by seed).
   float creativity = 0.0f;
   bool use_style = false;  // false: the learned "no style" embedding
+  // Classifier-free guidance on the style (with use_style); 1 = off. In
+  // autoregressive mode anything else decodes every token twice.
+  float guidance = 1.5f;
   // Diffusion mode only:
-  float guidance = 1.5f;     // classifier-free guidance on style; 1 = off (AR mode ignores it)
   int diffusion_steps = 50;  // denoising steps per block; fewer when the deadline demands
   DiffusionSampler sampler = DiffusionSampler::kDdim;
   std::uint64_t seed = 0;
