@@ -71,6 +71,7 @@ struct Options {
   std::int64_t context_positions = 0;
   double chunk_seconds = 2.0;
   float temperature = 1.0f;
+  float guidance = 1.0f;  // as the daemon answers
   int top_k = 50;
   float top_p = 0.95f;
   int steps = 50;
@@ -443,6 +444,7 @@ void run(const Options& options) {
   controls.mode =
       options.mode == "ar" ? model::GenerationMode::kAutoregressive : model::GenerationMode::kDiffusion;
   controls.temperature = options.temperature;
+  controls.guidance = options.guidance;
   controls.top_k = options.top_k;
   controls.top_p = options.top_p;
   controls.diffusion_steps = options.steps;
@@ -623,6 +625,7 @@ void run(const Options& options) {
       {"generation",
        {{"mode", options.mode},
         {"temperature", options.temperature},
+        {"guidance", options.guidance},
         {"top_k", options.top_k},
         {"top_p", options.top_p},
         {"diffusion_steps", options.steps},
@@ -693,10 +696,11 @@ void run(const Options& options) {
   for (std::uint64_t seed : options.seeds) md += " " + std::to_string(seed);
   md += ". Model: " + options.mode + " mode" +
         (options.mode == "diffusion" ? " (" + std::to_string(options.steps) + " steps per block)" : "") +
-        ", temperature " + fixed(options.temperature, 2) + ", top-k " + std::to_string(options.top_k) +
-        ", top-p " + fixed(options.top_p, 2) + ", the last " + std::to_string(options.model_context_tokens) +
-        " context tokens (0 = all). Markov: order " + std::to_string(options.markov_order) +
-        " over tokens, trained on " + markov.report["training_files"].dump() + " training-split files (" +
+        ", temperature " + fixed(options.temperature, 2) + ", style guidance " + fixed(options.guidance, 2) +
+        ", top-k " + std::to_string(options.top_k) + ", top-p " + fixed(options.top_p, 2) + ", the last " +
+        std::to_string(options.model_context_tokens) + " context tokens (0 = all). Markov: order " +
+        std::to_string(options.markov_order) + " over tokens, trained on " +
+        markov.report["training_files"].dump() + " training-split files (" +
         markov.report["training_performer"].get<std::string>() + ").\n\n";
   md +=
       "Values are means over clips, ± the standard deviation of the per-seed means; the real continuation "
@@ -831,6 +835,9 @@ const bool registered = register_command([](CLI::App& app) {
   cmd->add_option("--chunk-seconds", options->chunk_seconds, "Seconds per generate_chunk call")
       ->capture_default_str();
   cmd->add_option("--temperature", options->temperature, "Model sampling temperature")->capture_default_str();
+  cmd->add_option("--guidance", options->guidance,
+                  "Classifier-free guidance on the style of the styled model runs (1: off)")
+      ->capture_default_str();
   cmd->add_option("--top-k", options->top_k, "Model top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", options->top_p, "Model nucleus probability (1: off)")->capture_default_str();
   cmd->add_option("--steps", options->steps, "Denoising steps per block in diffusion mode")

@@ -193,4 +193,48 @@ void read_tensors(torch::serialize::InputArchive& archive, const std::string& ke
   }
 }
 
+namespace {
+// "blocks.<i>.<rest>" -> i, or -1 for a tensor outside the DiT blocks.
+int block_of(const std::string& name) {
+  const std::string prefix = "blocks.";
+  if (name.rfind(prefix, 0) != 0) return -1;
+  return std::stoi(name.substr(prefix.size()));
+}
+
+}  // namespace
+
+void load_initial_weights(const fs::path& init_from, const ModelConfig& config,
+                          const std::string& config_name,
+                          torch::OrderedDict<std::string, torch::Tensor>& parameters) {
+  LoadedCheckpoint init = read_checkpoint(init_from);
+  const ModelConfig& stored = init.header.config;
+  const std::string key = init.header.kind == "training" ? "ema" : "model";
+  if (stored == config) {
+    read_tensors(init.archive, key, parameters, init_from);
+    return;
+  }
+  ModelConfig shallower = config;
+  shallower.name = stored.name;
+  shallower.layers = stored.layers;
+  if (!(shallower == stored) || stored.layers < 1 || config.layers % stored.layers != 0) {
+    throw ConfigError(
+        init_from.string() + " holds model \"" + stored.name + "\", which differs from " + config_name +
+        " (a model can start only from the same config, or one whose layer count divides its own)");
+  }
+  TatumFlowNet source(stored);
+  auto source_parameters = source->named_parameters();
+  read_tensors(init.archive, key, source_parameters, init_from);
+  const int factor = config.layers / stored.layers;
+  torch::NoGradGuard no_grad;
+  for (auto& item : parameters) {
+    std::string name = item.key();
+    const int block = block_of(name);
+    if (block >= 0) {
+      if (block % factor != 0) continue;
+      name = "blocks." + std::to_string(block / factor) + name.substr(name.find('.', 7));
+    }
+    item.value().copy_(source_parameters[name]);
+  }
+}
+
 }  // namespace tatumflow::model

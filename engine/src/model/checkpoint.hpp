@@ -56,4 +56,15 @@ void write_tensors(torch::serialize::OutputArchive& archive, const std::string& 
 void read_tensors(torch::serialize::InputArchive& archive, const std::string& key,
                   torch::OrderedDict<std::string, torch::Tensor>& tensors, const std::filesystem::path& path);
 
+// Fills `parameters` (of a model with `config`) from init_from's weights (EMA
+// weights for a training checkpoint). The checkpoint may hold a shallower model
+// whose layer count divides config.layers and which is otherwise the same: its
+// block i becomes block i * (layers / its layers), and the blocks between keep
+// their zero-initialised AdaLN, so they start as the identity and the deeper
+// network computes what the checkpoint did. Throws ConfigError naming
+// config_name for any other model, CheckpointError for a bad file.
+void load_initial_weights(const std::filesystem::path& init_from, const ModelConfig& config,
+                          const std::string& config_name,
+                          torch::OrderedDict<std::string, torch::Tensor>& parameters);
+
 }  // namespace tatumflow::model

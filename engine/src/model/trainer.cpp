@@ -350,13 +350,7 @@ TrainSummary train(TrainConfig config, const TrainOptions& options) {
   std::int64_t step = 0;
 
   if (!config.init_from.empty() && !(options.resume && fs::exists(summary.checkpoint))) {
-    LoadedCheckpoint init = read_checkpoint(config.init_from);
-    if (!(init.header.config == config.model)) {
-      throw ConfigError(config.init_from.string() + " holds model \"" + init.header.config.name +
-                        "\", which differs from " + config.model_config.string());
-    }
-    read_tensors(init.archive, init.header.kind == "training" ? "ema" : "model", parameters,
-                 config.init_from);
+    load_initial_weights(config.init_from, config.model, config.model_config.string(), parameters);
   }
   net->to(device);
   torch::OrderedDict<std::string, torch::Tensor> ema;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Checkpoint format errors, and training that resumes exactly after a stop.
+// Checkpoint format errors, training that resumes exactly after a stop, and a
+// deeper model started from a shallower one.
 #include "model/checkpoint.hpp"
 
 #include <gtest/gtest.h>
@@ -181,6 +182,48 @@ TEST(Training, ResumeAfterAStopGivesIdenticalWeights) {
   EXPECT_EQ(train(finetune, quiet).last_step, 1);
   finetune.model.layers = 3;
   EXPECT_THROW((void)train(finetune, quiet), ConfigError);
+}
+
+// A deeper model started from a shallower checkpoint computes what it did: the
+// checkpoint's blocks in order, identity blocks between them.
+TEST(Checkpoint, DeeperModelStartsAsTheShallowerOne) {
+  testing::TempDir dir("tf-grow");
+  const fs::path path = dir.path() / "model.tfc";
+  const ModelConfig shallow = testing::tiny_model_config();
+  torch::manual_seed(4);
+  TatumFlowNet source(shallow);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : source->parameters()) parameter.normal_(0.0, 0.1);
+  }
+  write_checkpoint(path, {"model", 5, shallow},
+                   [&](auto& archive) { write_tensors(archive, "model", source->named_parameters()); });
+
+  ModelConfig deep = shallow;
+  deep.name = "deep";
+  deep.layers = 2 * shallow.layers;
+  TatumFlowNet grown(deep);
+  auto parameters = grown->named_parameters();
+  load_initial_weights(path, deep, "deep.toml", parameters);
+
+  torch::NoGradGuard no_grad;
+  source->eval();
+  grown->eval();
+  const auto tokens = torch::randint(5, 300, {2, 40}, torch::kInt64);
+  const auto logits = [&](TatumFlowNet& net) {
+    const auto condition = net->condition(torch::zeros({2}), torch::Tensor(), torch::Tensor());
+    return net->token_logits(net->backbone(net->encode_latent(tokens),
+                                           torch::full_like(tokens, kRoleAutoregressive), condition,
+                                           AttentionMode::kCausal));
+  };
+  const auto expected = logits(source);
+  EXPECT_GT(expected.std().item<double>(), 0.01);
+  EXPECT_TRUE(torch::allclose(logits(grown), expected, 1e-5, 1e-5));
+
+  deep.layers = 3;  // not a multiple
+  TatumFlowNet odd(deep);
+  auto odd_parameters = odd->named_parameters();
+  EXPECT_THROW(load_initial_weights(path, deep, "odd.toml", odd_parameters), ConfigError);
 }
 
 }  // namespace
