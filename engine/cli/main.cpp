@@ -48,7 +48,7 @@ bool is_midi_file(const std::filesystem::path& path) {
   return ext == ".mid" || ext == ".midi";
 }
 
-std::string bundled_model_path() { return (dataset::repo_dir() / "models/tatumflow-tiny.tfc").string(); }
+std::string bundled_model_path() { return (dataset::repo_dir() / "models/tatumflow.tfc").string(); }
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);

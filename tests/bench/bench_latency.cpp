@@ -55,7 +55,7 @@ constexpr std::uint8_t kMidiSongPosition = 0xF2;
 constexpr auto kPollPeriod = std::chrono::milliseconds(1);
 const std::string kSession = "bench";
 const std::filesystem::path kBundledModel =
-    std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc";
+    std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc";
 // The bundled styles: the session answers in the shipped config's "tatum".
 const std::filesystem::path kStylesDir = std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "styles";
 

@@ -17,7 +17,7 @@ template <int Performances, int SecondsEach>
 class BundledModelCliSuite : public ::testing::Test {
  public:
   static inline const std::filesystem::path kModel =
-      std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc";
+      std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc";
 
  protected:
   static void SetUpTestSuite() {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The real tatumflowd answering with the bundled model (daemon.engine=model,
-// models/tatumflow-tiny.tfc) in the bundled Art Tatum style, trading fours on
+// models/tatumflow.tfc) in the bundled Art Tatum style, trading fours on
 // a JACK dummy server: a player plays a 4-bar call at 120 bpm on the daemon's
 // grid and the model's answer must start on bar 5's downbeat, stay inside
 // its 4 bars, release every note and drop none as late; also after the model
@@ -30,7 +30,7 @@ constexpr double kPeriodUs = 1e6 * JackTestServer::kPeriodFrames / JackTestServe
 constexpr double kXrunToleranceUs = kBeatUs / 2.0;
 
 const std::filesystem::path kModelPath =
-    std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc";
+    std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc";
 const std::filesystem::path kStylesDir = std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "styles";
 
 // Whether this tatumflowd has the model engine (`--version` lists the engines).

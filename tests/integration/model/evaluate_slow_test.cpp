@@ -73,7 +73,7 @@ struct Expected {
 void run_and_check(const fs::path& dir, const std::string& arguments, const Expected& expected) {
   const fs::path out = dir / "report";
   const testing::CliResult result = testing::run_cli(
-      "evaluate --checkpoint " + (fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc").string() +
+      "evaluate --checkpoint " + (fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc").string() +
           " --out " + out.string() +
           " --clips 2 --seeds 5 --markov-performer Art\\ Tatum --threads 1 --json " + arguments,
       dir);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Every generation mode of the `tatumflow` CLI on the bundled model
-// (models/tatumflow-tiny.tfc): generate (sampled style, and a blend of a .style
+// (models/tatumflow.tfc): generate (sampled style, and a blend of a .style
 // file and a MIDI file's style),
 // continue (autoregressive and diffusion), transfer, improvise and both kinds
 // of edit. Each takes the sampling options, writes a valid MIDI file with
@@ -57,7 +57,7 @@ class ModesCli : public ::testing::Test {
   }
 
   static std::string path(const std::string& name) { return (directory_->path() / name).string(); }
-  static fs::path model() { return fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow-tiny.tfc"; }
+  static fs::path model() { return fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc"; }
 
   // Runs `mode` with seed `seed` into OUT named `tag`; returns the written file.
   static fs::path run(const Mode& mode, int seed, const std::string& tag) {

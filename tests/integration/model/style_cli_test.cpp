@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // `tatumflow style encode` and `style show` on the bundled model
-// (models/tatumflow-tiny.tfc) and a synthetic token cache: a performer's
+// (models/tatumflow.tfc) and a synthetic token cache: a performer's
 // style is the moment-matched mixture of the style encoder's posteriors over
 // their windows (one window gives that window's posterior exactly), written
 // as a .style file tatumflowd loads; another performer gives another style;
@@ -63,7 +63,7 @@ TEST_F(StyleCli, OneWindowIsThatWindowsPosterior) {
     EXPECT_NEAR(state.current.log_variance[d], posterior.log_variance[d], 1e-4) << "dimension " << d;
   }
   EXPECT_EQ(state.mode, style::StyleMode::fixed);
-  EXPECT_NE(state.source.find("tatum (1 train windows of 64 tokens, tatumflow-tiny.tfc"), std::string::npos)
+  EXPECT_NE(state.source.find("tatum (1 train windows of 64 tokens, tatumflow.tfc"), std::string::npos)
       << state.source;
 }
 
@@ -114,7 +114,7 @@ TEST_F(StyleCli, TheBundledTatumStyleIsTheBundledModels) {
   const style::StyleState tatum =
       style::load_style_state(fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "styles" / "tatum.style");
   EXPECT_EQ(tatum.source.rfind("Art Tatum (", 0), 0u) << tatum.source;
-  EXPECT_NE(tatum.source.find("tatumflow-tiny.tfc step " +
+  EXPECT_NE(tatum.source.find("tatumflow.tfc step " +
                               std::to_string(model::ModelContext::load(kModel)->info().trained_steps)),
             std::string::npos)
       << tatum.source
