@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "tatumflow/engine/random.hpp"
 #include "tatumflow/engine/tokenizer.hpp"
@@ -194,11 +195,18 @@ void read_tensors(torch::serialize::InputArchive& archive, const std::string& ke
 }
 
 namespace {
-// "blocks.<i>.<rest>" -> i, or -1 for a tensor outside the DiT blocks.
-int block_of(const std::string& name) {
-  const std::string prefix = "blocks.";
-  if (name.rfind(prefix, 0) != 0) return -1;
-  return std::stoi(name.substr(prefix.size()));
+// A DiT block's tensor "blocks.<index><rest>"; index -1 for any other tensor.
+struct BlockTensor {
+  int index = -1;
+  std::string rest;  // ".<module>.<tensor>"
+};
+
+constexpr std::string_view kBlocksPrefix = "blocks.";
+
+BlockTensor block_tensor(const std::string& name) {
+  if (name.rfind(kBlocksPrefix, 0) != 0) return {};
+  const std::size_t dot = name.find('.', kBlocksPrefix.size());
+  return {std::stoi(name.substr(kBlocksPrefix.size())), name.substr(dot)};
 }
 
 }  // namespace
@@ -227,13 +235,13 @@ void load_initial_weights(const fs::path& init_from, const ModelConfig& config,
   const int factor = config.layers / stored.layers;
   torch::NoGradGuard no_grad;
   for (auto& item : parameters) {
-    std::string name = item.key();
-    const int block = block_of(name);
-    if (block >= 0) {
-      if (block % factor != 0) continue;
-      name = "blocks." + std::to_string(block / factor) + name.substr(name.find('.', 7));
+    const BlockTensor block = block_tensor(item.key());
+    if (block.index < 0) {
+      item.value().copy_(source_parameters[item.key()]);
+    } else if (block.index % factor == 0) {
+      item.value().copy_(
+          source_parameters[std::string(kBlocksPrefix) + std::to_string(block.index / factor) + block.rest]);
     }
-    item.value().copy_(source_parameters[name]);
   }
 }
 

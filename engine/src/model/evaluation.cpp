@@ -3,7 +3,6 @@
 
 #include "context.hpp"
 #include "tatumflow/engine/model_eval.hpp"
-#include "tatumflow/engine/theory_features.hpp"
 
 namespace tatumflow::model {
 
@@ -45,7 +44,7 @@ torch::Tensor content_conditions(TatumFlowNet& net, std::span<const ScoredWindow
     const auto source = dataset::style_reference(before, begin, before.size());
     const auto row = static_cast<std::int64_t>(b);
     for (std::size_t i = 0; i < source.size(); ++i) rows[row][static_cast<std::int64_t>(i)] = source[i];
-    theory[row].copy_(theory_tensor(compute_theory_features(tokens::decode(source)))[0]);
+    theory[row].copy_(theory_tensor(theory_of(source))[0]);
     keep[row] = true;
   }
   const StyleOutput style = net->encode_style(reference);

@@ -71,7 +71,7 @@ class BatchSource {
       const std::size_t offset = source.size() - static_cast<std::size_t>(reference_kept);
       for (std::int64_t i = 0; i < reference_kept; ++i)
         reference_rows[b][i] = source[offset + static_cast<std::size_t>(i)];
-      theory[b].copy_(theory_tensor(compute_theory_features(tokens::decode(source)))[0]);
+      theory[b].copy_(theory_tensor(theory_of(source))[0]);
     }
     return {tokens, reference, theory};
   }
