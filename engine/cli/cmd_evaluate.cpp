@@ -450,6 +450,8 @@ void run(const Options& options) {
   controls.diffusion_steps = options.steps;
   std::optional<model::StyleLatent> fixed_style;
   if (!options.style.empty()) fixed_style = style_of(*model, options.style);
+  const std::string model_style =
+      fixed_style ? "style of " + fs::path(options.style).filename().string() : "style of the context";
 
   Classifier classifier = load_classifier(options);
   MarkovSetup markov = train_markov(cache, options);
@@ -464,11 +466,7 @@ void run(const Options& options) {
   };
   std::vector<System> systems;
   systems.push_back(make_system("real", "real continuation (reference)", true, false));
-  systems.push_back(make_system("model",
-                                fixed_style
-                                    ? "TatumFlow, style of " + fs::path(options.style).filename().string()
-                                    : "TatumFlow, style of the context",
-                                false, true));
+  systems.push_back(make_system("model", "TatumFlow, " + model_style, false, true));
   systems.push_back(make_system("model_nostyle", "TatumFlow, no style (use_style=false)", false, true));
   systems.push_back(make_system("markov", "Markov, order " + std::to_string(options.markov_order) + " tokens",
                                 false, true));
@@ -711,7 +709,7 @@ void run(const Options& options) {
       "continuation's pitch 4-grams found in the context (the real row gives the real continuation's own "
       "rate).\n\n";
   md += continuation::markdown_table(summaries) + "\n";
-  md += "Model (style of the context) against the issue's targets and the baselines:\n\n" +
+  md += "Model (" + model_style + ") against the issue's targets and the baselines:\n\n" +
         verdict(summaries[1], summaries) + "\n";
   std::string stopped;
   for (const System& system : systems) {
@@ -724,9 +722,8 @@ void run(const Options& options) {
   }
   md += "## Style\n\n";
   if (p_styled && p_plain) {
-    md += "P(Art Tatum) from the performer classifier: " + fixed(*p_styled, 3) +
-          " with the context's style, " + fixed(*p_plain, 3) + " without style (difference " +
-          fixed(*p_styled - *p_plain, 3) + "; " +
+    md += "P(Art Tatum) from the performer classifier: " + fixed(*p_styled, 3) + " with the " + model_style +
+          ", " + fixed(*p_plain, 3) + " without style (difference " + fixed(*p_styled - *p_plain, 3) + "; " +
           (*p_styled > *p_plain ? "higher with style" : "not higher with style") + ").";
   } else if (classifier.report.contains("skipped")) {
     md += "P(Art Tatum): skipped: " + classifier.report["skipped"].get<std::string>() + ".";
