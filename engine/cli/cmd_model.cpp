@@ -63,7 +63,7 @@ const bool registered = register_command([](CLI::App& app) {
   cmd->require_subcommand(1);
   auto options = std::make_shared<Options>();
   CLI::App* info = cmd->add_subcommand("info", "Configuration and parameter counts per component");
-  info->add_option("--size", options->size, "A size from configs/model (tiny, small, base, large)");
+  info->add_option("--size", options->size, "A size from configs/model (tiny, compact, small, base, large)");
   info->add_option("--config", options->config, "A model config TOML file");
   info->add_option("--checkpoint", options->checkpoint, "A checkpoint (.tfc); verifies it too");
   info->add_flag("--json", options->json, "Print the report as JSON");

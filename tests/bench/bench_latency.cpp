@@ -31,6 +31,7 @@
 #include <stdexcept>
 
 #include "../integration/daemon/daemon_process.hpp"
+#include "../support/bundled_model.hpp"
 #include "tatumflow/engine/bench_stats.hpp"
 
 namespace tatumflow::bench {
@@ -54,10 +55,9 @@ constexpr std::uint8_t kMidiContinue = 0xFB;
 constexpr std::uint8_t kMidiSongPosition = 0xF2;
 constexpr auto kPollPeriod = std::chrono::milliseconds(1);
 const std::string kSession = "bench";
-const std::filesystem::path kBundledModel =
-    std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc";
+const std::filesystem::path kBundledModel = testing::bundled_model_path();
 // The bundled styles: the session answers in the shipped config's "tatum".
-const std::filesystem::path kStylesDir = std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "styles";
+const std::filesystem::path kStylesDir = testing::bundled_styles_dir();
 
 struct Options {
   bool json = false;

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "bundled_model.hpp"
 #include "cli_run.hpp"
 #include "model_fixtures.hpp"
 
@@ -16,8 +17,7 @@ namespace tatumflow::testing {
 template <int Performances, int SecondsEach>
 class BundledModelCliSuite : public ::testing::Test {
  public:
-  static inline const std::filesystem::path kModel =
-      std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc";
+  static inline const std::filesystem::path kModel = bundled_model_path();
 
  protected:
   static void SetUpTestSuite() {

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 
+#include "../../support/bundled_model.hpp"
 #include "daemon_process.hpp"
 #include "tatumflow/daemon/session.hpp"
 #include "tatumflow/engine/style_file.hpp"
@@ -29,9 +30,8 @@ constexpr std::int64_t kBarUs = 4 * kBeatUs;
 constexpr double kPeriodUs = 1e6 * JackTestServer::kPeriodFrames / JackTestServer::kSampleRateHz;
 constexpr double kXrunToleranceUs = kBeatUs / 2.0;
 
-const std::filesystem::path kModelPath =
-    std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc";
-const std::filesystem::path kStylesDir = std::filesystem::path(TATUMFLOW_SOURCE_DIR) / "models" / "styles";
+const std::filesystem::path kModelPath = testing::bundled_model_path();
+const std::filesystem::path kStylesDir = testing::bundled_styles_dir();
 
 // Whether this tatumflowd has the model engine (`--version` lists the engines).
 bool daemon_has_model() {

@@ -18,6 +18,7 @@
 #include <random>
 #include <sstream>
 
+#include "../../support/bundled_model.hpp"
 #include "../../support/cli_run.hpp"
 #include "../../support/midi_checks.hpp"
 #include "../../support/model_fixtures.hpp"
@@ -73,8 +74,7 @@ struct Expected {
 void run_and_check(const fs::path& dir, const std::string& arguments, const Expected& expected) {
   const fs::path out = dir / "report";
   const testing::CliResult result = testing::run_cli(
-      "evaluate --checkpoint " + (fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc").string() +
-          " --out " + out.string() +
+      "evaluate --checkpoint " + testing::bundled_model_path().string() + " --out " + out.string() +
           " --clips 2 --seeds 5 --markov-performer Art\\ Tatum --threads 1 --json " + arguments,
       dir);
   ASSERT_EQ(result.status, 0) << result.err;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../../support/bundled_model.hpp"
 #include "../../support/cli_run.hpp"
 #include "../../support/midi_checks.hpp"
 #include "../../support/model_fixtures.hpp"
@@ -57,7 +58,7 @@ class ModesCli : public ::testing::Test {
   }
 
   static std::string path(const std::string& name) { return (directory_->path() / name).string(); }
-  static fs::path model() { return fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "tatumflow.tfc"; }
+  static fs::path model() { return testing::bundled_model_path(); }
 
   // Runs `mode` with seed `seed` into OUT named `tag`; returns the written file.
   static fs::path run(const Mode& mode, int seed, const std::string& tag) {

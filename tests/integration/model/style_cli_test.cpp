@@ -111,8 +111,7 @@ TEST_F(StyleCli, BadOptionsSayWhatIsWrong) {
 }
 
 TEST_F(StyleCli, TheBundledTatumStyleIsTheBundledModels) {
-  const style::StyleState tatum =
-      style::load_style_state(fs::path(TATUMFLOW_SOURCE_DIR) / "models" / "styles" / "tatum.style");
+  const style::StyleState tatum = style::load_style_state(testing::bundled_styles_dir() / "tatum.style");
   EXPECT_EQ(tatum.source.rfind("Art Tatum (", 0), 0u) << tatum.source;
   EXPECT_NE(tatum.source.find("tatumflow.tfc step " +
                               std::to_string(model::ModelContext::load(kModel)->info().trained_steps)),
