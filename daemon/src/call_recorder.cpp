@@ -30,6 +30,13 @@ void NoteTracker::pedal(std::int64_t time_us, bool down) {
   pedal_down_ = down;
 }
 
+void NoteTracker::all_notes_off(std::int64_t time_us) {
+  if (keys_down_ == 0) return;
+  held_.fill(0);
+  keys_down_ = 0;
+  last_key_up_us_ = time_us;
+}
+
 std::int64_t NoteTracker::quiet_since_us(bool pedal_holds) const {
   return pedal_holds ? std::max(last_key_up_us_, last_pedal_up_us_) : last_key_up_us_;
 }
@@ -74,6 +81,14 @@ void CallRecorder::note_off(std::int64_t time_us, std::uint8_t pitch) {
   Note& note = performance_.notes[*it];
   note.duration_us = std::max<std::int64_t>(0, time_us - start_us_ - note.onset_us);
   open_.erase(it);
+}
+
+void CallRecorder::all_notes_off(std::int64_t time_us) {
+  for (const std::size_t index : open_) {
+    Note& note = performance_.notes[index];
+    note.duration_us = std::max<std::int64_t>(0, time_us - start_us_ - note.onset_us);
+  }
+  open_.clear();
 }
 
 void CallRecorder::pedal(std::int64_t time_us, bool down) {

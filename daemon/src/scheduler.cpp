@@ -242,9 +242,9 @@ void Scheduler::deliver(const Queued& item, std::int64_t now_us) noexcept {
     if (count < 255) ++count;
   } else if (kind == 0x80 || kind == 0x90) {
     if (count > 0) --count;
-  } else if (kind == 0xB0 && event.bytes[1] == 64) {
+  } else if (kind == 0xB0 && event.bytes[1] == kSustainPedal) {
     pedal_[item.source][channel] = event.bytes[2] >= 64;
-  } else if (kind == 0xB0 && (event.bytes[1] == 120 || event.bytes[1] == 123)) {
+  } else if (kind == 0xB0 && (event.bytes[1] == kAllSoundOff || event.bytes[1] == kAllNotesOff)) {
     counts[channel].fill(0);
   }
 }

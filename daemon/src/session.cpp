@@ -88,9 +88,12 @@ void Session::on_midi(const MidiEvent& event) {
     tracker_.note_off(time_us, data1);
     recorder_.note_off(time_us, data1);
   } else if (kind == 0xB0) {
-    if (data1 == 64) {
+    if (data1 == kSustainPedal) {
       tracker_.pedal(time_us, data2 >= 64);
       recorder_.pedal(time_us, data2 >= 64);
+    } else if (data1 == kAllSoundOff || data1 == kAllNotesOff) {
+      tracker_.all_notes_off(time_us);
+      recorder_.all_notes_off(time_us);
     }
     if (const std::optional<PhraseEnd> end = detector_.on_control(time_us, data1, data2))
       start_answer(*end, time_us);

@@ -56,7 +56,7 @@ bool make_midi_event(std::int64_t time_us, std::span<const std::uint8_t> bytes, 
 
 std::array<MidiEvent, kPanicEventCount> panic_events(std::int64_t time_us, std::uint8_t port) noexcept {
   std::array<MidiEvent, kPanicEventCount> events{};
-  constexpr std::array<std::uint8_t, 3> kControllers{64, 120, 123};
+  constexpr std::array<std::uint8_t, 3> kControllers{kSustainPedal, kAllSoundOff, kAllNotesOff};
   std::size_t i = 0;
   for (std::uint8_t channel = 0; channel < 16; ++channel) {
     for (const std::uint8_t controller : kControllers) {

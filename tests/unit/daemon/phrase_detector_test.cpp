@@ -66,6 +66,39 @@ TEST(NoteTracker, CountsKeysAndQuietTime) {
   EXPECT_EQ(tracker.quiet_since_us(false), 50);
 }
 
+TEST(NoteTracker, AllNotesOffReleasesEveryKeyButNotThePedal) {
+  NoteTracker tracker;
+  tracker.all_notes_off(5);  // nothing down: the quiet time stays
+  EXPECT_EQ(tracker.quiet_since_us(false), 0);
+  tracker.note_on(10, 60, 90);
+  tracker.note_on(20, 60, 90);
+  tracker.note_on(30, 64, 90);
+  tracker.pedal(40, true);
+  tracker.all_notes_off(50);
+  EXPECT_EQ(tracker.keys_down(), 0);
+  EXPECT_FALSE(tracker.key_down(60));
+  EXPECT_TRUE(tracker.quiet(false));
+  EXPECT_FALSE(tracker.quiet(true));  // the pedal still holds the phrase
+  EXPECT_EQ(tracker.quiet_since_us(false), 50);
+  tracker.note_off(60, 60);  // the lost note-off turning up late changes nothing
+  EXPECT_EQ(tracker.keys_down(), 0);
+  EXPECT_EQ(tracker.quiet_since_us(false), 50);
+}
+
+TEST(CallRecorder, AllNotesOffEndsEveryOpenNote) {
+  CallRecorder recorder;
+  recorder.begin(1'000, false);
+  recorder.note_on(1'000, 60, 80);
+  recorder.note_on(1'200, 64, 80);
+  recorder.note_off(1'500, 64);
+  recorder.all_notes_off(3'000);
+  recorder.note_off(3'500, 60);  // nothing open any more: ignored
+  const Performance call = recorder.finish(4'000);
+  ASSERT_EQ(call.notes.size(), 2u);
+  EXPECT_EQ(call.notes[0].duration_us, 2'000);
+  EXPECT_EQ(call.notes[1].duration_us, 300);
+}
+
 TEST(CallRecorder, CapturesRelativeTimesAndCutsHeldNotes) {
   CallRecorder recorder;
   recorder.note_on(5, 60, 80);  // before the call: ignored

@@ -228,6 +228,25 @@ TEST(Session, SilenceEndAnswersOnTheNextDownbeatAndANewAnswerCancelsTheOld) {
   EXPECT_TRUE(rig.outputs.scheduled.empty());
 }
 
+// A note-off lost between the player and the daemon must not hold the call
+// open for ever: the player's All Notes Off (a controller's panic) ends it.
+TEST(Session, AllNotesOffFromThePlayerEndsACallWithALostNoteOff) {
+  SessionSettings settings = trading_settings();
+  settings.phrase_end.bars = 0;
+  settings.phrase_end.silence_ms = 1000;
+  Rig rig(settings);
+  rig.play(kOrigin + 300'000, 3);
+  rig.session.on_midi(midi(kOrigin + 1'600'000, 0x90, 72, 90));  // its note-off never arrives
+  rig.session.tick(kOrigin + 5'000'000);
+  EXPECT_TRUE(rig.outputs.items.empty());
+  rig.session.on_midi(midi(kOrigin + 5'000'000, 0xB5, kAllNotesOff, 0));
+  rig.session.tick(kOrigin + 5'999'999);
+  EXPECT_TRUE(rig.outputs.items.empty());
+  rig.session.tick(kOrigin + 6'000'000);
+  ASSERT_EQ(rig.outputs.items.size(), 1u);
+  EXPECT_EQ(rig.outputs.request().call_length_us, 4'700'000);
+}
+
 TEST(Session, ChannelFilterTriggerAndBusyQueue) {
   SessionSettings settings = trading_settings();
   settings.input_channel = 3;

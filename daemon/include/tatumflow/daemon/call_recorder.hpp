@@ -22,6 +22,10 @@ class NoteTracker {
   void note_on(std::int64_t time_us, std::uint8_t pitch, std::uint8_t velocity);
   void note_off(std::int64_t time_us, std::uint8_t pitch);
   void pedal(std::int64_t time_us, bool down);
+  // All Notes Off / All Sound Off from the player: every key is up, so a
+  // note-off lost on the way cannot hold a call open for ever. The pedal stays
+  // where it is, as MIDI defines.
+  void all_notes_off(std::int64_t time_us);
 
   [[nodiscard]] int keys_down() const { return keys_down_; }
   [[nodiscard]] bool key_down(std::uint8_t pitch) const { return held_[pitch & 0x7F] > 0; }
@@ -57,6 +61,7 @@ class CallRecorder {
   // Ignored while no call is active.
   void note_on(std::int64_t time_us, std::uint8_t pitch, std::uint8_t velocity);
   void note_off(std::int64_t time_us, std::uint8_t pitch);
+  void all_notes_off(std::int64_t time_us);  // ends every open note
   void pedal(std::int64_t time_us, bool down);
 
   // Ends the call at `end_us`: notes still held end there, a pedal still down

@@ -48,6 +48,11 @@ static_assert(std::is_trivially_copyable_v<MidiEvent>);
 // start/end and undefined status bytes. // any thread, real-time safe
 [[nodiscard]] int midi_data_bytes(std::uint8_t status) noexcept;
 
+// Controllers the daemon acts on, by number.
+inline constexpr std::uint8_t kSustainPedal = 64;
+inline constexpr std::uint8_t kAllSoundOff = 120;
+inline constexpr std::uint8_t kAllNotesOff = 123;
+
 // Panic: sustain off (CC64 0), all sound off (CC120) and all notes off (CC123)
 // on every channel, all stamped `time_us`. Synths that ignore CC123 while the
 // pedal is down still release on CC64 0 + CC123. // any thread
