@@ -78,17 +78,18 @@ void CallRecorder::note_off(std::int64_t time_us, std::uint8_t pitch) {
     return performance_.notes[index].pitch == (pitch & 0x7F);
   });
   if (it == open_.end()) return;
-  Note& note = performance_.notes[*it];
-  note.duration_us = std::max<std::int64_t>(0, time_us - start_us_ - note.onset_us);
+  end_note(*it, time_us);
   open_.erase(it);
 }
 
 void CallRecorder::all_notes_off(std::int64_t time_us) {
-  for (const std::size_t index : open_) {
-    Note& note = performance_.notes[index];
-    note.duration_us = std::max<std::int64_t>(0, time_us - start_us_ - note.onset_us);
-  }
+  for (const std::size_t index : open_) end_note(index, time_us);
   open_.clear();
+}
+
+void CallRecorder::end_note(std::size_t index, std::int64_t time_us) {
+  Note& note = performance_.notes[index];
+  note.duration_us = std::max<std::int64_t>(0, time_us - start_us_ - note.onset_us);
 }
 
 void CallRecorder::pedal(std::int64_t time_us, bool down) {
@@ -99,10 +100,7 @@ void CallRecorder::pedal(std::int64_t time_us, bool down) {
 
 Performance CallRecorder::finish(std::int64_t end_us) {
   const std::int64_t length_us = std::max<std::int64_t>(0, end_us - start_us_);
-  for (const std::size_t index : open_) {
-    Note& note = performance_.notes[index];
-    note.duration_us = std::max<std::int64_t>(0, length_us - note.onset_us);
-  }
+  all_notes_off(end_us);
   if (pedal_down_) performance_.pedals.push_back({length_us, false, 0});
   performance_.length_us = length_us;
   performance_.sort();

@@ -74,6 +74,8 @@ class CallRecorder {
   [[nodiscard]] std::uint64_t notes_dropped() const { return notes_dropped_; }
 
  private:
+  void end_note(std::size_t index, std::int64_t time_us);  // a release at `time_us`
+
   Performance performance_;
   std::vector<std::size_t> open_;  // indexes of notes without a release, oldest first
   std::int64_t start_us_ = 0;
